@@ -1,0 +1,48 @@
+# MediTrustAl: `make run` serves the API, `make test` runs every check.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Domain crates must never depend on an adapter library or the web framework.
+DOMAIN_CRATES := meditrustal-identity meditrustal-records meditrustal-crypto meditrustal-ledger
+FORBIDDEN_IN_DOMAIN := diesel actix-web ethers pasetors deadpool-diesel
+
+.PHONY: help tools db run test test-unit lint fmt check-artifacts check-layers build
+
+help:
+	@echo "make run    install what is missing, start anvil and PostgreSQL, migrate, deploy, serve on 127.0.0.1:8080"
+	@echo "make test   formatting, clippy, layer check, contract artifacts, all tests (PostgreSQL + anvil)"
+	@echo "make lint   formatting and clippy only"
+
+tools:
+	@scripts/ensure-tools.sh
+
+db:
+	@scripts/ensure-postgres.sh
+
+build: tools
+	cargo build --workspace --all-targets
+
+run: tools db
+	@scripts/run.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+check-artifacts: tools
+	node contracts/compile.js --check
+
+check-layers:
+	@for crate in $(DOMAIN_CRATES); do \
+	  for dep in $(FORBIDDEN_IN_DOMAIN); do \
+	    if [ -n "$$(cargo tree -q -p $$crate -e normal -i $$dep 2>/dev/null)" ]; then \
+	      echo "layer violation: $$crate depends on $$dep"; exit 1; \
+	    fi; \
+	  done; \
+	done; echo "domain crates depend on no adapter library"
+
+test: tools db lint check-artifacts check-layers
+	cargo test --workspace --no-fail-fast
