@@ -1,0 +1,109 @@
+use std::collections::HashMap;
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretBox};
+
+/// Identifier of a master key, stored beside every data key it wraps.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// Wraps a key id. Ids are short printable names such as `dev-1`.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A 256-bit master key that wraps per-record data keys. Its bytes are
+/// zeroized on drop and never printed.
+pub struct MasterKey {
+    id: KeyId,
+    secret: SecretBox<[u8; 32]>,
+}
+
+impl MasterKey {
+    /// Builds a master key from its id and 32 secret bytes.
+    pub fn new(id: KeyId, secret: [u8; 32]) -> Self {
+        Self {
+            id,
+            secret: SecretBox::new(Box::new(secret)),
+        }
+    }
+
+    /// The key's id.
+    pub fn id(&self) -> &KeyId {
+        &self.id
+    }
+
+    pub(crate) fn secret_bytes(&self) -> &[u8; 32] {
+        self.secret.expose_secret()
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Source of master keys: the key new data is sealed under, and any key
+/// that sealed existing data.
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait KeyProvider: Send + Sync {
+    /// The key that seals new data.
+    fn current(&self) -> &MasterKey;
+
+    /// The key with `id`, or `None` when this provider does not hold it (the
+    /// caller reports the data as unreadable).
+    fn by_id(&self, id: &KeyId) -> Option<&MasterKey>;
+}
+
+/// An in-memory set of master keys, one of which is current.
+#[derive(Debug)]
+pub struct MasterKeyring {
+    current: KeyId,
+    keys: HashMap<KeyId, MasterKey>,
+}
+
+impl MasterKeyring {
+    /// Builds a keyring whose current key is `current`; `previous` keys stay
+    /// readable so that data sealed before a rotation still opens.
+    pub fn new(current: MasterKey, previous: impl IntoIterator<Item = MasterKey>) -> Self {
+        let current_id = current.id.clone();
+        let mut keys: HashMap<KeyId, MasterKey> = previous
+            .into_iter()
+            .map(|key| (key.id.clone(), key))
+            .collect();
+        keys.insert(current_id.clone(), current);
+        Self {
+            current: current_id,
+            keys,
+        }
+    }
+}
+
+impl KeyProvider for MasterKeyring {
+    #[expect(clippy::expect_used, reason = "new() always inserts the current key")]
+    fn current(&self) -> &MasterKey {
+        self.keys
+            .get(&self.current)
+            .expect("current key is in the keyring")
+    }
+
+    fn by_id(&self, id: &KeyId) -> Option<&MasterKey> {
+        self.keys.get(id)
+    }
+}

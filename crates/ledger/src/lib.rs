@@ -1,0 +1,23 @@
+//! Domain layer: anchoring record hashes and registering users on a chain.
+//!
+//! Chain writes never happen inside a request. A request commits a
+//! [`LedgerJob`] to the outbox in the same database transaction as the data
+//! it describes; the [`OutboxProcessor`] later sends it through the
+//! [`Ledger`] port and records the outcome. Adapters implement [`Ledger`]
+//! (ethers-rs today) and [`OutboxStore`] (PostgreSQL); this crate depends
+//! on neither.
+
+mod outbox;
+mod ports;
+mod types;
+
+pub use outbox::{BackoffPolicy, OutboxProcessor, ProcessReport};
+pub use ports::{Ledger, LedgerError, OutboxError, OutboxStore};
+pub use types::{
+    Address, AddressParseError, AnchorState, AnchorStatus, ChainAnchor, ChainRole, ChainStatus,
+    LedgerJob, OnChainRecord, OutboxJob, RecordAnchor, Submission, TxHash, TxStatus,
+    UserRegistration,
+};
+
+#[cfg(feature = "mock")]
+pub use ports::{MockLedger, MockOutboxStore};

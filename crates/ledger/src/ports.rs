@@ -1,0 +1,99 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use meditrustal_crypto::Digest;
+
+use crate::types::{
+    ChainAnchor, ChainStatus, LedgerJob, OnChainRecord, OutboxJob, Submission, TxHash, TxStatus,
+};
+
+/// Errors a [`Ledger`] implementation returns.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum LedgerError {
+    /// The node could not be reached or timed out. Retry later.
+    #[error("chain unavailable: {0}")]
+    Unavailable(String),
+    /// No contract code at the configured addresses, for example after the
+    /// node was restarted without its state. Retry after redeploying.
+    #[error("contracts are not deployed at the configured addresses")]
+    ContractsMissing,
+    /// The contract rejected the call; retrying the same call cannot help.
+    #[error("transaction rejected: {0}")]
+    Rejected(String),
+}
+
+/// Errors an [`OutboxStore`] implementation returns.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum OutboxError {
+    /// The database could not be reached or the query failed.
+    #[error("outbox store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A chain that stores user registrations and record anchors.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Sends the job's transaction. If the chain already contains the entry (a
+    /// resend after a crash), returns [`Submission::Mined`] with the
+    /// original transaction. Errors: [`LedgerError::Unavailable`],
+    /// [`LedgerError::ContractsMissing`], and [`LedgerError::Rejected`] with
+    /// the decoded revert reason.
+    async fn submit(&self, job: &LedgerJob) -> Result<Submission, LedgerError>;
+
+    /// Looks up a transaction sent earlier. Errors:
+    /// [`LedgerError::Unavailable`].
+    async fn transaction_status(&self, tx_hash: &TxHash) -> Result<TxStatus, LedgerError>;
+
+    /// Reads the anchored entry for `anchor_hash`, or `None` when the chain
+    /// holds none. Errors: [`LedgerError::Unavailable`],
+    /// [`LedgerError::ContractsMissing`].
+    async fn find_record(&self, anchor_hash: &Digest)
+        -> Result<Option<OnChainRecord>, LedgerError>;
+
+    /// Reports chain id and head block, proving the node responds and the
+    /// contracts exist. Errors: [`LedgerError::Unavailable`],
+    /// [`LedgerError::ContractsMissing`].
+    async fn status(&self) -> Result<ChainStatus, LedgerError>;
+}
+
+/// Durable queue of [`LedgerJob`]s. Jobs are written by the stores of the
+/// data they describe, in the same transaction; this port only moves them.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Claims up to `limit` jobs that are due, leasing them for `lease` so
+    /// that no other worker takes them meanwhile. Errors:
+    /// [`OutboxError::Unavailable`].
+    async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<OutboxJob>, OutboxError>;
+
+    /// Records that `tx_hash` was sent for the job (and on its target row)
+    /// and releases the job until `check_at`. Errors:
+    /// [`OutboxError::Unavailable`].
+    async fn mark_sent(
+        &self,
+        job_id: i64,
+        tx_hash: TxHash,
+        check_at: DateTime<Utc>,
+    ) -> Result<(), OutboxError>;
+
+    /// Marks the job done and its target row anchored, in one transaction.
+    /// Errors: [`OutboxError::Unavailable`].
+    async fn complete(&self, job_id: i64, anchor: ChainAnchor) -> Result<(), OutboxError>;
+
+    /// Counts a failed attempt, stores `error`, forgets any sent transaction
+    /// when `forget_tx` is set, and releases the job until `retry_at`.
+    /// Errors: [`OutboxError::Unavailable`].
+    async fn reschedule(
+        &self,
+        job_id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+        forget_tx: bool,
+    ) -> Result<(), OutboxError>;
+
+    /// Marks the job and its target row failed for good. Errors:
+    /// [`OutboxError::Unavailable`].
+    async fn fail(&self, job_id: i64, error: &str) -> Result<(), OutboxError>;
+}

@@ -1,0 +1,296 @@
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use meditrustal_crypto::Digest;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// An Ethereum account address, spelled `0x`-prefixed lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Address([u8; 20]);
+
+/// Error from parsing an address that is not `0x` followed by 40 hex digits.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid address: expected 0x followed by 40 hex digits")]
+pub struct AddressParseError;
+
+impl Address {
+    /// Wraps 20 raw bytes.
+    pub const fn from_bytes(bytes: [u8; 20]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw 20 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({self})")
+    }
+}
+
+impl FromStr for Address {
+    type Err = AddressParseError;
+
+    /// Accepts either letter case, since EIP-55 checksummed addresses mix
+    /// cases; the value always prints in lowercase.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let digits = text.strip_prefix("0x").ok_or(AddressParseError)?;
+        if digits.len() != 40 {
+            return Err(AddressParseError);
+        }
+        let mut out = [0u8; 20];
+        hex::decode_to_slice(digits, &mut out).map_err(|_| AddressParseError)?;
+        Ok(Self(out))
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A transaction hash. Same spelling rules as [`Digest`].
+pub type TxHash = Digest;
+
+/// Role of a user as the `UserRegistry` contract stores it (a `uint8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChainRole {
+    /// Stored as 1.
+    Patient,
+    /// Stored as 2.
+    Doctor,
+    /// Stored as 3.
+    Admin,
+}
+
+impl ChainRole {
+    /// The contract's numeric code for this role.
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Patient => 1,
+            Self::Doctor => 2,
+            Self::Admin => 3,
+        }
+    }
+}
+
+/// A user to register on the `UserRegistry` contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRegistration {
+    /// The user's id in our database.
+    pub user_id: Uuid,
+    /// The user's DID, `did:meditrustal:...`.
+    pub did: String,
+    /// The user's custodial account address.
+    pub address: Address,
+    /// The user's role.
+    pub role: ChainRole,
+}
+
+/// A record hash to anchor on the `MedicalRecordRegistry` contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordAnchor {
+    /// The record's id in our database.
+    pub record_id: Uuid,
+    /// Key of the on-chain entry: commits to the record id, its content
+    /// hash, owner, type and metadata, so equal content never collides.
+    pub anchor_hash: Digest,
+    /// DID of the patient who owns the record.
+    pub patient_did: String,
+    /// Record type, as the API spells it (`LAB_RESULT`).
+    pub record_type: String,
+    /// Record creation time in Unix seconds.
+    pub timestamp: u64,
+}
+
+/// One unit of chain work, stored in the outbox until it is mined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LedgerJob {
+    /// Register a user on `UserRegistry`.
+    RegisterUser(UserRegistration),
+    /// Anchor a record hash on `MedicalRecordRegistry`.
+    AnchorRecord(RecordAnchor),
+}
+
+impl LedgerJob {
+    /// Short name of the job kind, for logs and metrics.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::RegisterUser(_) => "register_user",
+            Self::AnchorRecord(_) => "anchor_record",
+        }
+    }
+}
+
+/// A job claimed from the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxJob {
+    /// Outbox row id.
+    pub id: i64,
+    /// What to send.
+    pub job: LedgerJob,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Transaction already sent for this job and not yet seen mined.
+    pub submitted_tx: Option<TxHash>,
+}
+
+/// Where a transaction ended up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainAnchor {
+    /// The transaction that wrote the entry.
+    pub tx_hash: TxHash,
+    /// The block that contains it.
+    pub block_number: u64,
+}
+
+/// Result of sending a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submission {
+    /// Mined successfully (or found already on-chain from an earlier send).
+    Mined(ChainAnchor),
+    /// Sent but not mined within the adapter's wait; check again later.
+    Sent(TxHash),
+}
+
+/// State of a sent transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Mined with success status.
+    Mined(ChainAnchor),
+    /// Known to the node but not mined yet.
+    Pending,
+    /// Mined but reverted.
+    Reverted,
+    /// The node does not know it: dropped, or the chain was reset.
+    Unknown,
+}
+
+/// An entry read back from `MedicalRecordRegistry`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnChainRecord {
+    /// Patient DID stored on-chain.
+    pub patient_did: String,
+    /// Record type stored on-chain.
+    pub record_type: String,
+    /// Timestamp argument of `addRecord`, in Unix seconds.
+    pub timestamp: u64,
+    /// Block in which the entry was written.
+    pub block_number: u64,
+}
+
+/// Health of the chain connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainStatus {
+    /// Chain id reported by the node.
+    pub chain_id: u64,
+    /// Latest block number.
+    pub block_number: u64,
+}
+
+/// Anchoring progress of a record, as the API shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnchorStatus {
+    /// Waiting in the outbox, or waiting to be mined.
+    Pending,
+    /// Mined on-chain.
+    Anchored,
+    /// The chain rejected the transaction; an operator must look.
+    Failed,
+}
+
+impl AnchorStatus {
+    /// Lowercase name, as stored and serialized.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Anchored => "anchored",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "anchored" => Some(Self::Anchored),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Anchoring state stored with a record or user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorState {
+    /// Progress.
+    pub status: AnchorStatus,
+    /// Transaction hash, once sent.
+    pub tx_hash: Option<TxHash>,
+    /// Block number, once mined.
+    pub block_number: Option<u64>,
+    /// When the transaction was seen mined.
+    pub anchored_at: Option<DateTime<Utc>>,
+}
+
+impl AnchorState {
+    /// State of something not sent yet.
+    pub const fn pending() -> Self {
+        Self {
+            status: AnchorStatus::Pending,
+            tx_hash: None,
+            block_number: None,
+            anchored_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_prints_lowercase_whatever_the_input_case() {
+        let address: Address = "0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            address.to_string(),
+            "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+        );
+    }
+
+    #[test]
+    fn address_rejects_missing_prefix_and_wrong_length() {
+        assert_eq!(
+            "f39fd6e51aad88f6f4ce6ab8827279cfffb92266".parse::<Address>(),
+            Err(AddressParseError)
+        );
+        assert_eq!("0xf39fd6".parse::<Address>(), Err(AddressParseError));
+        assert_eq!(
+            "0xz39fd6e51aad88f6f4ce6ab8827279cfffb92266".parse::<Address>(),
+            Err(AddressParseError)
+        );
+    }
+}

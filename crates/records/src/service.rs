@@ -1,0 +1,356 @@
+use std::sync::Arc;
+
+use chrono::{DurationRound, TimeDelta, Utc};
+use meditrustal_crypto::{sha256, CryptoError, KeyProvider};
+use meditrustal_identity::{Did, Principal, Role, UserId};
+use meditrustal_ledger::{AnchorState, Ledger, LedgerJob, RecordAnchor};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::RecordError;
+use crate::ports::{JobSignal, RecordStore, RecordStoreError};
+use crate::types::{
+    anchor_hash, record_aad, Cursor, ListQuery, MedicalRecord, PatientSelector, RecordId,
+    RecordType, StoredRecord,
+};
+use crate::verify::{self, Verification};
+
+/// A create request after JSON decoding, before validation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRecordRequest {
+    /// Type name in any letter case.
+    pub record_type: String,
+    /// Optional metadata; must be a JSON object or null.
+    pub record_metadata: Option<Value>,
+    /// The content, typically FHIR R4 JSON; stored byte for byte.
+    pub raw_data: String,
+    /// The owner; defaults to the caller.
+    pub patient_id: Option<Uuid>,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordPage {
+    /// Records, newest first.
+    pub records: Vec<MedicalRecord>,
+    /// Cursor of the next page, if there is one.
+    pub next: Option<Cursor>,
+}
+
+/// Default and maximum page sizes of listings.
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 200;
+/// Maximum size of the canonical metadata JSON, in bytes.
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// Create, read, list and verify rules over the record ports.
+pub struct RecordService {
+    store: Arc<dyn RecordStore>,
+    ledger: Arc<dyn Ledger>,
+    keys: Arc<dyn KeyProvider>,
+    signal: Arc<dyn JobSignal>,
+}
+
+impl RecordService {
+    /// Builds the service over its ports.
+    pub fn new(
+        store: Arc<dyn RecordStore>,
+        ledger: Arc<dyn Ledger>,
+        keys: Arc<dyn KeyProvider>,
+        signal: Arc<dyn JobSignal>,
+    ) -> Self {
+        Self {
+            store,
+            ledger,
+            keys,
+            signal,
+        }
+    }
+
+    /// Validates, seals and stores a record with its anchoring job. The
+    /// chain is not contacted: the record is anchored in the background.
+    /// Errors: [`RecordError::Forbidden`] when the caller may not create
+    /// for that patient, [`RecordError::Invalid`],
+    /// [`RecordError::Unavailable`].
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        request: NewRecordRequest,
+    ) -> Result<MedicalRecord, RecordError> {
+        let patient_id = creation_owner(caller, request.patient_id)?;
+        let record_type = parse_record_type(&request.record_type)?;
+        let metadata_json = canonical_metadata(request.record_metadata)?;
+        validate_raw_data(&request.raw_data)?;
+
+        let created_at = Utc::now()
+            .duration_trunc(TimeDelta::microseconds(1))
+            .map_err(|error| RecordError::Internal(error.to_string()))?;
+        let mut record = MedicalRecord {
+            id: RecordId::random(),
+            patient_id,
+            record_type,
+            metadata_json,
+            data_hash: sha256(request.raw_data.as_bytes()),
+            anchor_hash: sha256(b""),
+            anchor: AnchorState::pending(),
+            created_at,
+            updated_at: created_at,
+        };
+        record.anchor_hash = anchor_hash(&record);
+        let sealed = meditrustal_crypto::seal(
+            self.keys.as_ref(),
+            request.raw_data.as_bytes(),
+            &record_aad(&record),
+        )
+        .map_err(|error| RecordError::Internal(error.to_string()))?;
+
+        let job = LedgerJob::AnchorRecord(RecordAnchor {
+            record_id: record.id.0,
+            anchor_hash: record.anchor_hash,
+            patient_did: Did::for_user(patient_id).as_str().to_owned(),
+            record_type: record_type.as_str().to_owned(),
+            timestamp: u64::try_from(created_at.timestamp()).unwrap_or_default(),
+        });
+        let stored = StoredRecord { record, sealed };
+        self.store
+            .insert(&stored, &job)
+            .await
+            .map_err(|error| match error {
+                RecordStoreError::UnknownPatient => RecordError::Forbidden(
+                    "the patient does not exist or may not own records".into(),
+                ),
+                RecordStoreError::AlreadyExists => {
+                    RecordError::Internal("record id collision".into())
+                }
+                RecordStoreError::Unavailable(message) => RecordError::Unavailable(message),
+            })?;
+        self.signal.job_enqueued();
+
+        tracing::info!(record.id = %stored.record.id, patient.id = %patient_id, record.kind = record_type.as_str(), "record created");
+        Ok(stored.record)
+    }
+
+    /// Lists a patient's records, newest first. Errors:
+    /// [`RecordError::Forbidden`] for another patient's list,
+    /// [`RecordError::Invalid`] for a bad filter, limit or cursor,
+    /// [`RecordError::Unavailable`].
+    pub async fn list(
+        &self,
+        caller: &Principal,
+        patient: PatientSelector,
+        record_type: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<RecordPage, RecordError> {
+        let patient_id = match patient {
+            PatientSelector::Me => caller.user_id,
+            PatientSelector::Patient(id) if id == caller.user_id => id,
+            PatientSelector::Patient(_) => {
+                return Err(RecordError::Forbidden(
+                    "you may only list your own records".into(),
+                ))
+            }
+        };
+        let record_type = record_type.map(parse_record_type).transpose()?;
+        let limit = parse_limit(limit)?;
+        let after = cursor
+            .map(|text| {
+                Cursor::decode(text).ok_or_else(|| RecordError::Invalid {
+                    field: "cursor".into(),
+                    message: "use the cursor from the previous page's Link header".into(),
+                })
+            })
+            .transpose()?;
+
+        let query = ListQuery {
+            patient_id,
+            record_type,
+            limit: limit + 1,
+            after,
+        };
+        let mut records = self.store.list(&query).await.map_err(unavailable)?;
+
+        let next = if records.len() > limit as usize {
+            records.truncate(limit as usize);
+            records.last().map(|last| Cursor {
+                created_at: last.created_at,
+                id: last.id,
+            })
+        } else {
+            None
+        };
+        Ok(RecordPage { records, next })
+    }
+
+    /// Reads a record with its decrypted content. Errors:
+    /// [`RecordError::NotFound`] for a missing record or one the caller may
+    /// not see, [`RecordError::Integrity`] when the stored ciphertext was
+    /// altered, [`RecordError::Unavailable`].
+    pub async fn read(
+        &self,
+        caller: &Principal,
+        id: RecordId,
+    ) -> Result<(MedicalRecord, String), RecordError> {
+        let stored = self.visible_record(caller, id).await?;
+
+        let plaintext = meditrustal_crypto::open(
+            self.keys.as_ref(),
+            &stored.sealed,
+            &record_aad(&stored.record),
+        )
+        .map_err(|error| integrity_error(&stored.record, &error))?;
+        if sha256(&plaintext) != stored.record.data_hash {
+            tracing::error!(record.id = %id, "record content does not match its data_hash");
+            return Err(RecordError::Integrity);
+        }
+        let raw_data = String::from_utf8(plaintext).map_err(|_| RecordError::Integrity)?;
+
+        Ok((stored.record, raw_data))
+    }
+
+    /// Checks a record against its own hashes and the chain; each check
+    /// reports its own result. Errors: [`RecordError::NotFound`],
+    /// [`RecordError::Unavailable`] (database only: chain trouble is a
+    /// failed check, not an error).
+    pub async fn verify(
+        &self,
+        caller: &Principal,
+        id: RecordId,
+    ) -> Result<Verification, RecordError> {
+        let stored = self.visible_record(caller, id).await?;
+        Ok(verify::verify_record(&stored, self.keys.as_ref(), self.ledger.as_ref()).await)
+    }
+
+    async fn visible_record(
+        &self,
+        caller: &Principal,
+        id: RecordId,
+    ) -> Result<StoredRecord, RecordError> {
+        let stored = self.store.find(id).await.map_err(unavailable)?;
+        match stored {
+            Some(stored) if may_read(caller, &stored.record) => Ok(stored),
+            _ => Err(RecordError::NotFound),
+        }
+    }
+}
+
+/// Who may create a record for whom: a patient for themself only. Doctors
+/// and admins need a consent model that this version does not have yet.
+fn creation_owner(caller: &Principal, requested: Option<Uuid>) -> Result<UserId, RecordError> {
+    match caller.role {
+        Role::Patient => match requested {
+            None => Ok(caller.user_id),
+            Some(id) if UserId(id) == caller.user_id => Ok(caller.user_id),
+            Some(_) => Err(RecordError::Forbidden(
+                "patients may only create records for themselves".into(),
+            )),
+        },
+        Role::Doctor => Err(RecordError::Forbidden(
+            "doctors may create records only with the patient's consent".into(),
+        )),
+        Role::Admin => Err(RecordError::Forbidden(
+            "admins do not create medical records".into(),
+        )),
+    }
+}
+
+/// Only the owning patient reads a record; admins never read content.
+fn may_read(caller: &Principal, record: &MedicalRecord) -> bool {
+    caller.role == Role::Patient && caller.user_id == record.patient_id
+}
+
+fn parse_record_type(text: &str) -> Result<RecordType, RecordError> {
+    RecordType::parse(text).ok_or_else(|| RecordError::Invalid {
+        field: "record_type".into(),
+        message: format!("use one of {}", RecordType::names()),
+    })
+}
+
+fn parse_limit(limit: Option<u32>) -> Result<u32, RecordError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(value @ 1..=MAX_PAGE_SIZE) => Ok(value),
+        Some(_) => Err(RecordError::Invalid {
+            field: "limit".into(),
+            message: format!("use a page size from 1 to {MAX_PAGE_SIZE}"),
+        }),
+    }
+}
+
+/// Checks metadata and returns its canonical JSON text. Rejects non-objects
+/// and NUL characters, which PostgreSQL text cannot store and which hide
+/// content from readers.
+fn canonical_metadata(metadata: Option<Value>) -> Result<Option<String>, RecordError> {
+    let object = match metadata {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(object)) => object,
+        Some(_) => {
+            return Err(RecordError::Invalid {
+                field: "record_metadata".into(),
+                message: "must be a JSON object or null".into(),
+            })
+        }
+    };
+    let value = Value::Object(object);
+    if let Some(path) = find_nul(&value, "record_metadata") {
+        return Err(RecordError::Invalid {
+            field: path,
+            message: "must not contain NUL (\\u0000) characters".into(),
+        });
+    }
+
+    let text =
+        serde_json::to_string(&value).map_err(|error| RecordError::Internal(error.to_string()))?;
+    if text.len() > MAX_METADATA_BYTES {
+        return Err(RecordError::Invalid {
+            field: "record_metadata".into(),
+            message: format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
+        });
+    }
+    Ok(Some(text))
+}
+
+fn find_nul(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::String(text) if text.contains('\0') => Some(path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| find_nul(item, &format!("{path}[{index}]"))),
+        Value::Object(object) => object.iter().find_map(|(key, item)| {
+            let child = format!("{path}.{key}");
+            if key.contains('\0') {
+                return Some(child.replace('\0', "\\u0000"));
+            }
+            find_nul(item, &child)
+        }),
+        _ => None,
+    }
+}
+
+fn validate_raw_data(raw: &str) -> Result<(), RecordError> {
+    if raw.trim().is_empty() {
+        return Err(RecordError::Invalid {
+            field: "raw_data".into(),
+            message: "must not be empty".into(),
+        });
+    }
+    crate::fhir::validate_raw_data(raw).map_err(|problem| RecordError::Invalid {
+        field: problem.field,
+        message: problem.message,
+    })
+}
+
+fn integrity_error(record: &MedicalRecord, error: &CryptoError) -> RecordError {
+    match error {
+        CryptoError::Integrity => {
+            tracing::error!(record.id = %record.id, "record ciphertext failed its integrity check");
+            RecordError::Integrity
+        }
+        other => RecordError::Internal(other.to_string()),
+    }
+}
+
+fn unavailable(error: RecordStoreError) -> RecordError {
+    RecordError::Unavailable(error.to_string())
+}
