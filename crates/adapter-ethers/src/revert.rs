@@ -1,0 +1,157 @@
+//! Decoding of revert data into the contracts' custom errors, spelled as
+//! Solidity declares them: `RecordAlreadyExists(0x…)`, `Unauthorized()`.
+
+use ethers::abi::AbiDecode;
+use ethers::contract::ContractRevert;
+use ethers::types::U256;
+
+use crate::bindings::{MedicalRecordRegistryErrors, UserRegistryErrors};
+use crate::convert::{to_digest, to_domain_address};
+
+/// A revert, decoded against the ABI of the contract that raised it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecodedRevert {
+    /// The error with its arguments, such as `InvalidRole(7)`.
+    pub(crate) description: String,
+    /// Whether the error means the entry is already on-chain
+    /// (`UserAlreadyRegistered` or `RecordAlreadyExists`).
+    pub(crate) already_exists: bool,
+}
+
+impl DecodedRevert {
+    fn rejected(description: String) -> Self {
+        Self {
+            description,
+            already_exists: false,
+        }
+    }
+
+    fn duplicate(description: String) -> Self {
+        Self {
+            description,
+            already_exists: true,
+        }
+    }
+}
+
+/// Selector of Solidity's built-in `Panic(uint256)`.
+const PANIC_SELECTOR: [u8; 4] = [0x4e, 0x48, 0x7b, 0x71];
+
+pub(crate) fn decode_user_registry(data: &[u8]) -> DecodedRevert {
+    match UserRegistryErrors::decode_with_selector(data) {
+        Some(UserRegistryErrors::UserAlreadyRegistered(error)) => {
+            DecodedRevert::duplicate(format!(
+                "UserAlreadyRegistered({})",
+                to_domain_address(error.account)
+            ))
+        }
+        Some(UserRegistryErrors::InvalidRole(error)) => {
+            DecodedRevert::rejected(format!("InvalidRole({})", error.role))
+        }
+        Some(UserRegistryErrors::Unauthorized(_)) => {
+            DecodedRevert::rejected("Unauthorized()".to_owned())
+        }
+        Some(UserRegistryErrors::RevertString(reason)) => {
+            DecodedRevert::rejected(format!("Error({reason:?})"))
+        }
+        None => DecodedRevert::rejected(describe_unknown(data)),
+    }
+}
+
+pub(crate) fn decode_medical_record_registry(data: &[u8]) -> DecodedRevert {
+    match MedicalRecordRegistryErrors::decode_with_selector(data) {
+        Some(MedicalRecordRegistryErrors::RecordAlreadyExists(error)) => {
+            DecodedRevert::duplicate(format!(
+                "RecordAlreadyExists({})",
+                to_digest(error.record_hash.into())
+            ))
+        }
+        Some(MedicalRecordRegistryErrors::Unauthorized(_)) => {
+            DecodedRevert::rejected("Unauthorized()".to_owned())
+        }
+        Some(MedicalRecordRegistryErrors::RevertString(reason)) => {
+            DecodedRevert::rejected(format!("Error({reason:?})"))
+        }
+        None => DecodedRevert::rejected(describe_unknown(data)),
+    }
+}
+
+/// Describes revert data that is not one of the contract's errors: a
+/// `Panic(uint256)`, an empty revert, or raw bytes.
+fn describe_unknown(data: &[u8]) -> String {
+    if data.is_empty() {
+        return "reverted without a reason".to_owned();
+    }
+    if let Some(payload) = data.strip_prefix(&PANIC_SELECTOR) {
+        if let Ok(code) = U256::decode(payload) {
+            return format!("Panic({code:#x})");
+        }
+    }
+    format!("unrecognized revert data 0x{}", hex::encode(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use ethers::abi::AbiEncode;
+    use ethers::types::H160;
+
+    use super::*;
+    use crate::bindings::{medical_record_registry, user_registry};
+
+    #[test]
+    fn user_registry_errors_decode_with_arguments() {
+        let account = H160([0xab; 20]);
+        let duplicate =
+            UserRegistryErrors::UserAlreadyRegistered(user_registry::UserAlreadyRegistered {
+                account,
+            });
+        let invalid_role = UserRegistryErrors::InvalidRole(user_registry::InvalidRole { role: 7 });
+        let unauthorized = UserRegistryErrors::Unauthorized(user_registry::Unauthorized);
+
+        assert_eq!(
+            decode_user_registry(&duplicate.encode()),
+            DecodedRevert::duplicate(format!("UserAlreadyRegistered(0x{})", "ab".repeat(20)))
+        );
+        assert_eq!(
+            decode_user_registry(&invalid_role.encode()),
+            DecodedRevert::rejected("InvalidRole(7)".to_owned())
+        );
+        assert_eq!(
+            decode_user_registry(&unauthorized.encode()),
+            DecodedRevert::rejected("Unauthorized()".to_owned())
+        );
+    }
+
+    #[test]
+    fn record_registry_duplicate_decodes_as_already_exists() {
+        let error = MedicalRecordRegistryErrors::RecordAlreadyExists(
+            medical_record_registry::RecordAlreadyExists {
+                record_hash: [0x11; 32],
+            },
+        );
+
+        assert_eq!(
+            decode_medical_record_registry(&error.encode()),
+            DecodedRevert::duplicate(format!("RecordAlreadyExists(0x{})", "11".repeat(32)))
+        );
+    }
+
+    #[test]
+    fn unknown_revert_data_is_described_not_dropped() {
+        let mut panic = PANIC_SELECTOR.to_vec();
+        panic.extend_from_slice(&U256::from(0x11).encode());
+
+        assert_eq!(
+            decode_medical_record_registry(&panic).description,
+            "Panic(0x11)"
+        );
+        assert_eq!(
+            decode_medical_record_registry(&[]).description,
+            "reverted without a reason"
+        );
+        assert_eq!(
+            decode_medical_record_registry(&[0xde, 0xad, 0xbe, 0xef]).description,
+            "unrecognized revert data 0xdeadbeef"
+        );
+    }
+}
