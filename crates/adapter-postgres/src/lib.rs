@@ -1,0 +1,34 @@
+//! Adapter layer: PostgreSQL implementations of the domain store ports
+//! ([`UserStore`](meditrustal_identity::UserStore),
+//! [`RecordStore`](meditrustal_records::RecordStore),
+//! [`OutboxStore`](meditrustal_ledger::OutboxStore)) with Diesel and a
+//! deadpool connection pool, plus the schema migrations.
+//!
+//! Depends on the domain crates and database libraries only. Stores
+//! translate database errors into each port's error type and do not log;
+//! callers log. Every store writes a row and its outbox job in one
+//! transaction, so a committed user or record always has its chain job.
+//!
+//! With the `testing` feature, [`TestDatabase`] gives each test its own
+//! migrated database.
+
+mod convert;
+mod error;
+mod migrations;
+mod outbox;
+mod pool;
+mod records;
+mod schema;
+#[cfg(feature = "testing")]
+mod testing;
+mod users;
+
+pub use error::DatabaseError;
+pub use migrations::{run_migrations, MIGRATIONS};
+pub use outbox::PgOutboxStore;
+pub use pool::{ping, Pool, PoolConfig};
+pub use records::PgRecordStore;
+pub use users::PgUserStore;
+
+#[cfg(feature = "testing")]
+pub use testing::{TestDatabase, DATABASE_PREFIX, DEFAULT_SERVER_URL, SERVER_URL_ENV};

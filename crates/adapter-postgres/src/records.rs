@@ -1,0 +1,242 @@
+//! [`RecordStore`] over the `medical_records` table.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use meditrustal_crypto::{KeyId, SealedData};
+use meditrustal_identity::UserId;
+use meditrustal_ledger::{AnchorState, AnchorStatus, LedgerJob};
+use meditrustal_records::{
+    ListQuery, MedicalRecord, RecordId, RecordStore, RecordStoreError, RecordType, StoredRecord,
+};
+use uuid::Uuid;
+
+use crate::convert;
+use crate::error::QueryError;
+use crate::outbox::{JobTarget, NewJobRow};
+use crate::pool::Pool;
+use crate::schema::medical_records;
+
+/// PostgreSQL implementation of [`RecordStore`].
+#[derive(Clone, Debug)]
+pub struct PgRecordStore {
+    pool: Pool,
+}
+
+impl PgRecordStore {
+    /// Builds the store over `pool`.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = medical_records)]
+struct NewRecordRow {
+    id: Uuid,
+    patient_id: Uuid,
+    record_type: &'static str,
+    metadata_json: Option<String>,
+    data_hash: Vec<u8>,
+    anchor_hash: Vec<u8>,
+    anchor_status: &'static str,
+    anchor_tx_hash: Option<Vec<u8>>,
+    anchor_block_number: Option<i64>,
+    anchored_at: Option<DateTime<Utc>>,
+    key_id: String,
+    wrapped_key: Vec<u8>,
+    data_nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl NewRecordRow {
+    fn new(stored: &StoredRecord) -> Result<Self, QueryError> {
+        let record = &stored.record;
+        let anchor_block_number = record
+            .anchor
+            .block_number
+            .map(convert::block_to_column)
+            .transpose()?;
+        Ok(Self {
+            id: record.id.0,
+            patient_id: record.patient_id.0,
+            record_type: record.record_type.as_str(),
+            metadata_json: record.metadata_json.clone(),
+            data_hash: record.data_hash.as_bytes().to_vec(),
+            anchor_hash: record.anchor_hash.as_bytes().to_vec(),
+            anchor_status: record.anchor.status.as_str(),
+            anchor_tx_hash: record.anchor.tx_hash.map(|hash| hash.as_bytes().to_vec()),
+            anchor_block_number,
+            anchored_at: record.anchor.anchored_at,
+            key_id: stored.sealed.key_id.as_str().to_owned(),
+            wrapped_key: stored.sealed.wrapped_key.clone(),
+            data_nonce: stored.sealed.nonce.to_vec(),
+            ciphertext: stored.sealed.ciphertext.clone(),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        })
+    }
+}
+
+/// Metadata and anchoring columns: everything but the sealed content.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = medical_records, check_for_backend(diesel::pg::Pg))]
+struct RecordRow {
+    id: Uuid,
+    patient_id: Uuid,
+    record_type: String,
+    metadata_json: Option<String>,
+    data_hash: Vec<u8>,
+    anchor_hash: Vec<u8>,
+    anchor_status: String,
+    anchor_tx_hash: Option<Vec<u8>>,
+    anchor_block_number: Option<i64>,
+    anchored_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl RecordRow {
+    fn into_record(self) -> Result<MedicalRecord, QueryError> {
+        let id = RecordId(self.id);
+        let invalid =
+            |column: &str, problem: &str| convert::invalid("medical_records", id, column, problem);
+
+        let record_type = RecordType::parse(&self.record_type)
+            .ok_or_else(|| invalid("record_type", "has an unknown value"))?;
+        let status = AnchorStatus::parse(&self.anchor_status)
+            .ok_or_else(|| invalid("anchor_status", "has an unknown value"))?;
+        let block_number = self
+            .anchor_block_number
+            .map(|number| {
+                u64::try_from(number).map_err(|_| invalid("anchor_block_number", "is negative"))
+            })
+            .transpose()?;
+        let anchor = AnchorState {
+            status,
+            tx_hash: convert::optional_digest(
+                self.anchor_tx_hash.as_deref(),
+                "medical_records",
+                id,
+                "anchor_tx_hash",
+            )?,
+            block_number,
+            anchored_at: self.anchored_at,
+        };
+
+        Ok(MedicalRecord {
+            id,
+            patient_id: UserId(self.patient_id),
+            record_type,
+            metadata_json: self.metadata_json,
+            data_hash: convert::digest(&self.data_hash, "medical_records", id, "data_hash")?,
+            anchor_hash: convert::digest(&self.anchor_hash, "medical_records", id, "anchor_hash")?,
+            anchor,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// A full row: metadata, anchoring state and sealed content.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = medical_records, check_for_backend(diesel::pg::Pg))]
+struct StoredRecordRow {
+    #[diesel(embed)]
+    record: RecordRow,
+    key_id: String,
+    wrapped_key: Vec<u8>,
+    data_nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl StoredRecordRow {
+    fn into_stored(self) -> Result<StoredRecord, QueryError> {
+        let id = RecordId(self.record.id);
+        let nonce = self.data_nonce.as_slice().try_into().map_err(|_| {
+            convert::invalid("medical_records", id, "data_nonce", "is not 12 bytes")
+        })?;
+        let sealed = SealedData {
+            key_id: KeyId::new(self.key_id),
+            wrapped_key: self.wrapped_key,
+            nonce,
+            ciphertext: self.ciphertext,
+        };
+        Ok(StoredRecord {
+            record: self.record.into_record()?,
+            sealed,
+        })
+    }
+}
+
+#[async_trait]
+impl RecordStore for PgRecordStore {
+    async fn insert(&self, record: &StoredRecord, job: &LedgerJob) -> Result<(), RecordStoreError> {
+        let record_row = NewRecordRow::new(record)?;
+        let job_row = NewJobRow::new(job, JobTarget::Record(record.record.id.0))?;
+        self.pool
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    diesel::insert_into(medical_records::table)
+                        .values(&record_row)
+                        .execute(conn)?;
+                    job_row.insert(conn)?;
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn find(&self, id: RecordId) -> Result<Option<StoredRecord>, RecordStoreError> {
+        let stored = self
+            .pool
+            .run(move |conn| {
+                let row = medical_records::table
+                    .find(id.0)
+                    .select(StoredRecordRow::as_select())
+                    .first(conn)
+                    .optional()?;
+                row.map(StoredRecordRow::into_stored).transpose()
+            })
+            .await?;
+        Ok(stored)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<MedicalRecord>, RecordStoreError> {
+        let query = query.clone();
+        let records = self
+            .pool
+            .run(move |conn| {
+                let mut select = medical_records::table
+                    .filter(medical_records::patient_id.eq(query.patient_id.0))
+                    .select(RecordRow::as_select())
+                    .order((
+                        medical_records::created_at.desc(),
+                        medical_records::id.desc(),
+                    ))
+                    .limit(i64::from(query.limit))
+                    .into_boxed();
+                if let Some(record_type) = query.record_type {
+                    select = select.filter(medical_records::record_type.eq(record_type.as_str()));
+                }
+                if let Some(cursor) = query.after {
+                    // (created_at, id) < cursor, in descending order. The
+                    // redundant `created_at <= ...` bounds the index scan.
+                    select = select.filter(
+                        medical_records::created_at.le(cursor.created_at).and(
+                            medical_records::created_at
+                                .lt(cursor.created_at)
+                                .or(medical_records::id.lt(cursor.id.0)),
+                        ),
+                    );
+                }
+                let rows: Vec<RecordRow> = select.load(conn)?;
+                rows.into_iter().map(RecordRow::into_record).collect()
+            })
+            .await?;
+        Ok(records)
+    }
+}

@@ -1,0 +1,1 @@
+DROP TABLE medical_records;
