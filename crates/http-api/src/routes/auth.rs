@@ -1,0 +1,100 @@
+use actix_web::http::header::{CacheControl, CacheDirective};
+use actix_web::{web, HttpResponse};
+use meditrustal_identity::{IssuedToken, Registration};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::body::StrictJson;
+use crate::problem::Problem;
+use crate::routes::users::UserBody;
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    username: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    full_name: Option<String>,
+    role: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginJsonBody {
+    username_or_email: String,
+    password: String,
+}
+
+/// Fields of the OAuth2-style password form (`application/x-www-form-urlencoded`).
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+/// `POST /auth/register`
+pub async fn register(
+    state: web::Data<AppState>,
+    body: StrictJson<RegisterBody>,
+) -> Result<HttpResponse, Problem> {
+    let StrictJson(body) = body;
+    let registration = Registration {
+        username: body.username,
+        email: body.email,
+        password: SecretString::from(body.password),
+        full_name: body.full_name,
+        role: body.role,
+    };
+
+    let user = state.identity.register(registration).await?;
+
+    Ok(HttpResponse::Created().json(UserBody::from(&user)))
+}
+
+/// `POST /auth/login/json`
+pub async fn login_json(
+    state: web::Data<AppState>,
+    body: StrictJson<LoginJsonBody>,
+) -> Result<HttpResponse, Problem> {
+    let StrictJson(body) = body;
+    let password = SecretString::from(body.password);
+
+    let token = state
+        .identity
+        .login(&body.username_or_email, &password)
+        .await?;
+
+    Ok(token_response(&token))
+}
+
+/// `POST /auth/login`, for clients that send the OAuth2 password form.
+pub async fn login_form(
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, Problem> {
+    let form = form.into_inner();
+    let password = SecretString::from(form.password);
+
+    let token = state.identity.login(&form.username, &password).await?;
+
+    Ok(token_response(&token))
+}
+
+fn token_response(token: &IssuedToken) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .json(TokenBody {
+            access_token: token.token.expose_secret(),
+            token_type: "bearer",
+            expires_in: token.expires_in,
+        })
+}

@@ -1,0 +1,167 @@
+//! Typed configuration, loaded once from `config/default.toml`, an
+//! environment file and `MEDITRUSTAL__SECTION__KEY` variables.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// All settings of the service.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    /// Directory for local state: development keys, deployment manifest.
+    pub data_dir: PathBuf,
+    /// Create missing keys in `data_dir` on first start.
+    pub dev_keys: bool,
+    /// HTTP server.
+    pub server: ServerSettings,
+    /// PostgreSQL.
+    pub database: DatabaseSettings,
+    /// Ethereum node and contracts.
+    pub chain: ChainSettings,
+    /// Outbox worker.
+    pub anchoring: AnchoringSettings,
+    /// Tokens and passwords.
+    pub auth: AuthSettings,
+    /// Record encryption.
+    pub crypto: CryptoSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// HTTP server settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerSettings {
+    /// Listen address.
+    pub host: String,
+    /// Listen port; 0 picks a free one.
+    pub port: u16,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Browser origins allowed by CORS.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// PostgreSQL settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DatabaseSettings {
+    /// Connection URL; may hold a password, so it is secret.
+    pub url: SecretString,
+    /// Pool size.
+    pub max_connections: usize,
+    /// Wait for a pooled connection, in milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// Timeout of opening a connection, in seconds.
+    pub connect_timeout_secs: u64,
+}
+
+/// Chain settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ChainSettings {
+    /// JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// Receipt polling interval, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Timeout of one RPC call, in milliseconds.
+    pub rpc_timeout_ms: u64,
+    /// Wait for a receipt before deferring, in milliseconds.
+    pub receipt_timeout_ms: u64,
+    /// Deployment manifest path; defaults to `<data_dir>/deployment.json`.
+    pub manifest_path: Option<PathBuf>,
+    /// Hex secp256k1 key of the registrar account.
+    pub registrar_key: Option<SecretString>,
+}
+
+/// Outbox worker settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AnchoringSettings {
+    /// Idle poll interval, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Jobs claimed per round.
+    pub batch_size: u32,
+    /// First retry delay, in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Maximum retry delay, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Receipt check interval, in milliseconds.
+    pub check_interval_ms: u64,
+    /// Job lease, in seconds.
+    pub lease_secs: u64,
+}
+
+/// Token and password settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthSettings {
+    /// Access token lifetime, in seconds.
+    pub token_lifetime_secs: u64,
+    /// Token audience.
+    pub audience: String,
+    /// bcrypt cost factor.
+    pub bcrypt_cost: u32,
+    /// Concurrent password hashes; 0 means one per core.
+    pub max_concurrent_hashes: usize,
+    /// Key id of the signing key.
+    pub signing_key_id: String,
+    /// Hex Ed25519 seed of the signing key.
+    pub signing_key: Option<SecretString>,
+}
+
+/// Record encryption settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CryptoSettings {
+    /// Id of the current master key.
+    pub master_key_id: String,
+    /// Hex 256-bit master key.
+    pub master_key: Option<SecretString>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// tracing filter directive.
+    pub level: String,
+}
+
+impl Settings {
+    /// Loads settings from `config_dir`: `default.toml`, then
+    /// `<environment>.toml` if present, then `MEDITRUSTAL__*` variables.
+    pub fn load(config_dir: &Path, environment: &str) -> Result<Self, config::ConfigError> {
+        config::Config::builder()
+            .add_source(config::File::from(config_dir.join("default.toml")))
+            .add_source(
+                config::File::from(config_dir.join(format!("{environment}.toml"))).required(false),
+            )
+            .add_source(
+                config::Environment::with_prefix("MEDITRUSTAL")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.cors_allowed_origins"),
+            )
+            .build()?
+            .try_deserialize()
+    }
+
+    /// Path of the deployment manifest.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.chain
+            .manifest_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("deployment.json"))
+    }
+}

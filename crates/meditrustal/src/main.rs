@@ -1,0 +1,136 @@
+//! `meditrustal`: serve the API, migrate the database, deploy the contracts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use meditrustal::app;
+use meditrustal::config::Settings;
+use meditrustal::keys;
+use meditrustal_adapter_ethers::{check_deployment, deploy_contracts, DeploymentManifest};
+
+#[derive(Parser)]
+#[command(
+    name = "meditrustal",
+    version,
+    about = "Private, tamper-evident medical records"
+)]
+struct Cli {
+    /// Directory with default.toml and the environment files.
+    #[arg(long, env = "MEDITRUSTAL_CONFIG_DIR", default_value = "config")]
+    config_dir: PathBuf,
+    /// Environment file to layer over default.toml: development, production, ...
+    #[arg(long = "env", env = "MEDITRUSTAL_ENV", default_value = "development")]
+    environment: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API and run the anchoring worker.
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Deploy the contracts and write the deployment manifest.
+    DeployContracts {
+        /// Keep the current deployment when its manifest matches the chain.
+        #[arg(long)]
+        if_needed: bool,
+        /// Give the registrar test ether first (local anvil nodes only).
+        #[arg(long)]
+        fund_registrar: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.config_dir, &cli.environment) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!(
+                "error: invalid configuration in {}: {error}",
+                cli.config_dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    meditrustal::telemetry::init(&settings.log);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let keys = keys::resolve(&settings)?;
+            app::start(&settings, keys).await?.serve().await
+        }
+        Command::Migrate => {
+            let applied = meditrustal_adapter_postgres::run_migrations(&settings.database.url)
+                .await
+                .context("migration failed")?;
+            tracing::info!(applied = applied.len(), versions = ?applied, "database migrated");
+            Ok(())
+        }
+        Command::DeployContracts {
+            if_needed,
+            fund_registrar,
+        } => deploy(&settings, if_needed, fund_registrar).await,
+    }
+}
+
+async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> anyhow::Result<()> {
+    let keys = keys::resolve(settings)?;
+    let config = app::ethers_config(settings, &keys);
+    let path = settings.manifest_path();
+
+    if if_needed && path.exists() {
+        let manifest = DeploymentManifest::load(&path)?;
+        match check_deployment(&config, &manifest).await {
+            Ok(()) => {
+                tracing::info!(manifest = %path.display(), "deployment matches the chain; nothing to deploy");
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "deployment does not match the chain; deploying again")
+            }
+        }
+    }
+
+    if fund_registrar {
+        meditrustal_adapter_ethers::fund_on_dev_node(&config)
+            .await
+            .context("cannot fund the registrar on the development node")?;
+    }
+    let manifest = deploy_contracts(&config)
+        .await
+        .context("deployment failed")?;
+    manifest.save(&path)?;
+    tracing::info!(
+        manifest = %path.display(),
+        chain_id = manifest.chain_id,
+        user_registry = %manifest.contracts.user_registry.address,
+        medical_record_registry = %manifest.contracts.medical_record_registry.address,
+        "contracts deployed"
+    );
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Anchoring against a chain that stops, stops mining, or loses its state.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests: a failed step must fail the test"
+)]
+
+use std::time::{Duration, Instant};
+
+use meditrustal_adapter_ethers::testing::deploy_test_ledger;
+use meditrustal_tests::reqwest::StatusCode;
+use meditrustal_tests::serde_json::Value;
+use meditrustal_tests::TestApp;
+
+const GLUCOSE: &str = include_str!("../../docs/examples/observation-glucose.json");
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_created_while_chain_is_down_are_anchored_later() {
+    let mut app = TestApp::spawn_with_chain_state().await.unwrap();
+    let (_, token) = app.patient("uma").await;
+
+    app.anvil.stop().await.unwrap();
+    let started = Instant::now();
+    let created = app.create_record(&token, "VITAL_SIGNS", GLUCOSE).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "create took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(created["anchor"]["status"], "pending");
+
+    let ready = app
+        .client
+        .get(format!("{}/health/ready", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    app.anvil.restart().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    let anchored = app.wait_anchored(&token, id).await;
+    assert_eq!(anchored["raw_data"], GLUCOSE);
+    let report: Value = app
+        .get(&format!("/medical-records/{id}/verify"), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["verified"], true, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_stay_pending_while_mining_is_off() {
+    let app = TestApp::spawn().await.unwrap();
+    let (_, token) = app.patient("vera").await;
+
+    app.anvil.set_automine(false).await.unwrap();
+    let started = Instant::now();
+    let created = app.create_record(&token, "VITAL_SIGNS", GLUCOSE).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "create took {:?}",
+        started.elapsed()
+    );
+    let id = created["id"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pending: Value = app
+        .get(&format!("/medical-records/{id}"), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["anchor"]["status"], "pending");
+
+    app.anvil.set_automine(true).await.unwrap();
+    let anchored = app.wait_anchored(&token, id).await;
+    assert!(anchored["anchor"]["block_number"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_reset_reports_missing_anchor_and_recovers_after_redeploy() {
+    let mut app = TestApp::spawn().await.unwrap();
+    let (_, token) = app.patient("walt").await;
+    let old = app.create_record(&token, "DIAGNOSIS", GLUCOSE).await;
+    let old_id = old["id"].as_str().unwrap().to_owned();
+    app.wait_anchored(&token, &old_id).await;
+
+    // Restart without state: the chain loses contracts and transactions.
+    app.anvil.stop().await.unwrap();
+    app.anvil.restart().await.unwrap();
+
+    let response = app
+        .get(&format!("/medical-records/{old_id}/verify"), Some(&token))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["verified"], false);
+    assert_eq!(check(&report, "chain_entry")["passed"], false);
+    assert_eq!(check(&report, "transaction")["passed"], false);
+
+    // The registrar's first two transactions recreate the contracts at the
+    // same addresses; the server's nonces must follow the reset chain.
+    deploy_test_ledger(&app.anvil).await.unwrap();
+    let new = app.create_record(&token, "DIAGNOSIS", GLUCOSE).await;
+    let new_id = new["id"].as_str().unwrap();
+    app.wait_anchored(&token, new_id).await;
+    let report: Value = app
+        .get(&format!("/medical-records/{new_id}/verify"), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["verified"], true, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_refuses_to_start_without_contracts() {
+    let mut app = TestApp::spawn().await.unwrap();
+    app.anvil.stop().await.unwrap();
+    app.anvil.restart().await.unwrap();
+
+    let error = app
+        .restart_server()
+        .await
+        .err()
+        .expect("start must fail on an empty chain");
+
+    let message = format!("{error:#}");
+    assert!(message.contains("do not match the chain"), "{message}");
+    assert!(message.contains("deploy-contracts"), "{message}");
+}
