@@ -6,7 +6,7 @@ SHELL := /bin/bash
 DOMAIN_CRATES := meditrustal-identity meditrustal-records meditrustal-crypto meditrustal-ledger
 FORBIDDEN_IN_DOMAIN := diesel actix-web ethers pasetors deadpool-diesel
 
-.PHONY: help tools db run test test-unit lint fmt check-artifacts check-layers build
+.PHONY: help tools db run test lint fmt check-artifacts check-layers build smoke
 
 help:
 	@echo "make run    install what is missing, start anvil and PostgreSQL, migrate, deploy, serve on 127.0.0.1:8080"
@@ -44,5 +44,10 @@ check-layers:
 	  done; \
 	done; echo "domain crates depend on no adapter library"
 
+# Starts the server the way `make run` does and runs the README walkthrough.
+smoke: tools db
+	@scripts/smoke.sh
+
 test: tools db lint check-artifacts check-layers
 	cargo test --workspace --no-fail-fast
+	@scripts/smoke.sh

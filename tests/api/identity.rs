@@ -175,7 +175,7 @@ async fn parallel_registrations_of_one_email_create_one_user() {
         9,
         "{statuses:?}"
     );
-    let mut connection = app.db.connect().unwrap();
+    let mut connection = app.db().connect().unwrap();
     assert_eq!(count(&mut connection, "SELECT count(*) AS n FROM users"), 1);
 }
 
@@ -372,7 +372,7 @@ async fn deactivated_user_token_fails_at_once() {
         StatusCode::OK
     );
 
-    let mut connection = app.db.connect().unwrap();
+    let mut connection = app.db().connect().unwrap();
     diesel::sql_query("UPDATE users SET is_active = false")
         .execute(&mut connection)
         .unwrap();

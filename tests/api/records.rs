@@ -33,7 +33,7 @@ struct Count {
 }
 
 fn count(app: &TestApp, sql: &str) -> i64 {
-    let mut connection = app.db.connect().unwrap();
+    let mut connection = app.db().connect().unwrap();
     diesel::sql_query(sql)
         .get_result::<Count>(&mut connection)
         .unwrap()
@@ -41,7 +41,7 @@ fn count(app: &TestApp, sql: &str) -> i64 {
 }
 
 fn execute(app: &TestApp, sql: &str) {
-    let mut connection = app.db.connect().unwrap();
+    let mut connection = app.db().connect().unwrap();
     diesel::sql_query(sql).execute(&mut connection).unwrap();
 }
 
@@ -435,7 +435,7 @@ async fn identical_content_gets_distinct_nonces_and_anchors() {
         .create_record(&second_token, "LAB_RESULT", GLUCOSE)
         .await;
 
-    let mut connection = app.db.connect().unwrap();
+    let mut connection = app.db().connect().unwrap();
     let rows: Vec<SealedRow> =
         diesel::sql_query("SELECT data_nonce, ciphertext FROM medical_records")
             .load(&mut connection)

@@ -140,7 +140,7 @@ async fn body_limits_content_types_and_malformed_json() {
     )
     .await;
 
-    let mut connection = app.db.connect().unwrap();
+    let mut connection = app.db().connect().unwrap();
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Count {

@@ -36,14 +36,16 @@ pub struct TestApp {
     pub base_url: String,
     /// Client without redirects or timeouts beyond 30 s.
     pub client: reqwest::Client,
-    /// The database the server uses.
-    pub db: TestDatabase,
+    /// The test's own database, unless the test brought a server.
+    db: Option<TestDatabase>,
     /// The chain the server uses.
     pub anvil: AnvilNode,
     /// Directory with the deployment manifest.
     pub data_dir: PathBuf,
     /// The settings the server started with.
     pub settings: Settings,
+    /// anvil's state file, removed with the app.
+    anvil_state: Option<PathBuf>,
     _server: ServerGuard,
 }
 
@@ -82,10 +84,22 @@ impl TestApp {
             "meditrustal-anvil-{}.json",
             uuid::Uuid::new_v4().simple()
         ));
-        let anvil = AnvilNode::start_with_state(state)
+        let anvil = AnvilNode::start_with_state(&state)
             .await
             .context("starting anvil")?;
-        Self::spawn_on(anvil, |_| {}).await
+        let mut app = Self::spawn_on(anvil, |_| {}).await?;
+        app.anvil_state = Some(state);
+        Ok(app)
+    }
+
+    /// Like [`TestApp::spawn`], on a database the test prepared itself
+    /// (already migrated), such as one on a server it stops and starts.
+    pub async fn spawn_on_database(
+        url: SecretString,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Self> {
+        let anvil = AnvilNode::start().await.context("starting anvil")?;
+        Self::spawn_with_parts(anvil, None, url, adjust).await
     }
 
     async fn spawn_on(
@@ -95,6 +109,16 @@ impl TestApp {
         let db = TestDatabase::create()
             .await
             .context("creating the test database")?;
+        let url = SecretString::from(db.url().expose_secret().to_owned());
+        Self::spawn_with_parts(anvil, Some(db), url, adjust).await
+    }
+
+    async fn spawn_with_parts(
+        anvil: AnvilNode,
+        db: Option<TestDatabase>,
+        database_url: SecretString,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Self> {
         let (_ledger, manifest) = deploy_test_ledger(&anvil)
             .await
             .context("deploying contracts")?;
@@ -106,7 +130,7 @@ impl TestApp {
         std::fs::create_dir_all(&data_dir)?;
         manifest.save(&data_dir.join("deployment.json"))?;
 
-        let mut settings = settings(&db, &anvil, &data_dir);
+        let mut settings = settings(database_url, &anvil, &data_dir);
         adjust(&mut settings);
 
         let running: Running = app::start(&settings, test_keys(&anvil)).await?;
@@ -126,6 +150,7 @@ impl TestApp {
             anvil,
             data_dir,
             settings,
+            anvil_state: None,
             _server: ServerGuard { task, handle },
         })
     }
@@ -136,6 +161,14 @@ impl TestApp {
         let mut settings = self.settings.clone();
         settings.server.port = 0;
         app::start(&settings, test_keys(&self.anvil)).await
+    }
+
+    /// The test's own database. Panics for apps started on a database the
+    /// test brought.
+    pub fn db(&self) -> &TestDatabase {
+        self.db
+            .as_ref()
+            .expect("this test app runs on its own test database")
     }
 
     /// Full URL of an API path such as `/auth/register`.
@@ -250,6 +283,9 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let _removed = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(state) = &self.anvil_state {
+            let _removed = std::fs::remove_file(state);
+        }
     }
 }
 
@@ -263,7 +299,7 @@ fn test_keys(anvil: &AnvilNode) -> Keys {
     }
 }
 
-fn settings(db: &TestDatabase, anvil: &AnvilNode, data_dir: &std::path::Path) -> Settings {
+fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path::Path) -> Settings {
     Settings {
         data_dir: data_dir.to_path_buf(),
         dev_keys: false,
@@ -275,7 +311,7 @@ fn settings(db: &TestDatabase, anvil: &AnvilNode, data_dir: &std::path::Path) ->
             cors_allowed_origins: vec!["http://localhost:5173".into()],
         },
         database: DatabaseSettings {
-            url: SecretString::from(db.url().expose_secret().to_owned()),
+            url: database_url,
             max_connections: 8,
             acquire_timeout_ms: 2000,
             connect_timeout_secs: 2,

@@ -20,6 +20,8 @@ mod pool;
 mod records;
 mod schema;
 #[cfg(feature = "testing")]
+mod test_server;
+#[cfg(feature = "testing")]
 mod testing;
 mod users;
 
@@ -30,5 +32,7 @@ pub use pool::{ping, Pool, PoolConfig};
 pub use records::PgRecordStore;
 pub use users::PgUserStore;
 
+#[cfg(feature = "testing")]
+pub use test_server::PgServer;
 #[cfg(feature = "testing")]
 pub use testing::{TestDatabase, DATABASE_PREFIX, DEFAULT_SERVER_URL, SERVER_URL_ENV};

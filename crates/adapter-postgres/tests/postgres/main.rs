@@ -15,6 +15,5 @@
 mod outbox;
 mod pool;
 mod records;
-mod server;
 mod support;
 mod users;

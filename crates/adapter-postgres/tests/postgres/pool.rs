@@ -9,7 +9,7 @@ use meditrustal_ledger::OutboxError;
 use meditrustal_records::{ListQuery, RecordStore, RecordStoreError};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::server::PgServer;
+use meditrustal_adapter_postgres::PgServer;
 
 /// Maximum time a request may take while the database is down.
 const FAIL_FAST: Duration = Duration::from_secs(5);
