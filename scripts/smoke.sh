@@ -11,7 +11,7 @@ export PGOPTIONS="-c client_min_messages=warning"
 
 data_dir="$(mktemp -d /tmp/meditrustal-smoke.XXXXXX)"
 export MEDITRUSTAL__DATA_DIR="$data_dir"
-export MEDITRUSTAL_DB_NAME="meditrustal_smoke"
+export MEDITRUSTAL_DB_NAME="meditrustal_smoke_$$"
 export MEDITRUSTAL__DATABASE__URL="postgres://postgres@127.0.0.1:5432/$MEDITRUSTAL_DB_NAME"
 export MEDITRUSTAL__SERVER__PORT="$(free_port)"
 export ANVIL_PORT="$(free_port)"
