@@ -9,3 +9,7 @@ abigen!(
     MedicalRecordRegistry,
     "../../contracts/out/MedicalRecordRegistry.json"
 );
+abigen!(
+    AuditAnchorRegistry,
+    "../../contracts/out/AuditAnchorRegistry.json"
+);

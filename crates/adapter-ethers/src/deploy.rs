@@ -1,4 +1,4 @@
-//! Deploying both contracts, funding the registrar on a development node, and
+//! Deploying the contracts, funding the registrar on a development node, and
 //! checking that a manifest's deployment is live on the node.
 
 use chrono::Utc;
@@ -6,6 +6,7 @@ use ethers::types::{Bytes, U256};
 use meditrustal_crypto::Digest;
 
 use crate::bindings::{
+    AUDITANCHORREGISTRY_BYTECODE, AUDITANCHORREGISTRY_DEPLOYED_BYTECODE,
     MEDICALRECORDREGISTRY_BYTECODE, MEDICALRECORDREGISTRY_DEPLOYED_BYTECODE, USERREGISTRY_BYTECODE,
     USERREGISTRY_DEPLOYED_BYTECODE,
 };
@@ -16,10 +17,11 @@ use crate::rpc::{ChainClient, ChainError};
 
 pub(crate) const USER_REGISTRY: &str = "UserRegistry";
 pub(crate) const MEDICAL_RECORD_REGISTRY: &str = "MedicalRecordRegistry";
+pub(crate) const AUDIT_ANCHOR_REGISTRY: &str = "AuditAnchorRegistry";
 
-/// Deploys `UserRegistry` and `MedicalRecordRegistry` from the registrar
-/// account, which becomes the only account allowed to write to them, and
-/// returns their manifest. Each deployment waits up to the configured
+/// Deploys `UserRegistry`, `MedicalRecordRegistry` and `AuditAnchorRegistry`
+/// from the registrar account, which becomes the only account allowed to
+/// write to them, and returns their manifest. Each deployment waits up to the configured
 /// receipt timeout. Errors: [`DeploymentError::Config`],
 /// [`DeploymentError::Unavailable`], [`DeploymentError::DeployFailed`].
 #[tracing::instrument(skip_all)]
@@ -39,11 +41,19 @@ pub async fn deploy_contracts(
         &MEDICALRECORDREGISTRY_BYTECODE,
     )
     .await?;
+    let (audit_anchor_registry, _) = deploy_one(
+        &chain,
+        config,
+        AUDIT_ANCHOR_REGISTRY,
+        &AUDITANCHORREGISTRY_BYTECODE,
+    )
+    .await?;
 
     tracing::info!(
         chain.id = chain_id,
         contract.user_registry = %user_registry.address,
         contract.medical_record_registry = %medical_record_registry.address,
+        contract.audit_anchor_registry = %audit_anchor_registry.address,
         "contracts deployed"
     );
     Ok(DeploymentManifest {
@@ -53,8 +63,42 @@ pub async fn deploy_contracts(
         contracts: DeployedContracts {
             user_registry,
             medical_record_registry,
+            audit_anchor_registry: Some(audit_anchor_registry),
         },
     })
+}
+
+/// Deploys `AuditAnchorRegistry` beside the contracts of `manifest`, which
+/// predates it, and returns the manifest with its address. The existing
+/// contracts and their entries stay. Errors: [`DeploymentError::Config`],
+/// [`DeploymentError::Unavailable`], [`DeploymentError::WrongChain`],
+/// [`DeploymentError::DeployFailed`].
+#[tracing::instrument(skip_all)]
+pub async fn deploy_audit_anchor_registry(
+    config: &EthersConfig,
+    manifest: &DeploymentManifest,
+) -> Result<DeploymentManifest, DeploymentError> {
+    let chain = ChainClient::connect(config, manifest.chain_id)?;
+    let actual = chain.node_chain_id().await.map_err(unavailable)?;
+    if actual != manifest.chain_id {
+        return Err(DeploymentError::WrongChain {
+            expected: manifest.chain_id,
+            actual,
+        });
+    }
+
+    let (deployment, _) = deploy_one(
+        &chain,
+        config,
+        AUDIT_ANCHOR_REGISTRY,
+        &AUDITANCHORREGISTRY_BYTECODE,
+    )
+    .await?;
+
+    tracing::info!(chain.id = actual, contract.audit_anchor_registry = %deployment.address, "audit anchor registry deployed");
+    let mut updated = manifest.clone();
+    updated.contracts.audit_anchor_registry = Some(deployment);
+    Ok(updated)
 }
 
 /// Balance that [`fund_on_dev_node`] gives the registrar: 10 000 ether,
@@ -161,11 +205,14 @@ fn unavailable(error: ChainError) -> DeploymentError {
 }
 
 /// Checks that the node serves the manifest's chain, that each manifest
-/// address has the recorded code, and that this code is the code this
-/// build's artifacts compile to. Errors: [`DeploymentError::Config`],
-/// [`DeploymentError::Unavailable`], [`DeploymentError::WrongChain`],
-/// [`DeploymentError::CodeMissing`], [`DeploymentError::CodeMismatch`],
-/// [`DeploymentError::OutdatedContracts`].
+/// address has the recorded code, that this code is the code this build's
+/// artifacts compile to, and that the manifest has every contract.
+/// Errors: [`DeploymentError::Config`], [`DeploymentError::Unavailable`],
+/// [`DeploymentError::WrongChain`], [`DeploymentError::CodeMissing`],
+/// [`DeploymentError::CodeMismatch`],
+/// [`DeploymentError::OutdatedContracts`], and
+/// [`DeploymentError::NotInManifest`] when the other checks pass but the
+/// manifest predates `AuditAnchorRegistry`.
 pub async fn check_deployment(
     config: &EthersConfig,
     manifest: &DeploymentManifest,
@@ -173,7 +220,7 @@ pub async fn check_deployment(
     let chain = ChainClient::connect(config, manifest.chain_id)?;
     verify_live_deployment(&chain, manifest).await?;
 
-    let built = [
+    let mut built = vec![
         (
             USER_REGISTRY,
             &manifest.contracts.user_registry,
@@ -185,6 +232,13 @@ pub async fn check_deployment(
             &MEDICALRECORDREGISTRY_DEPLOYED_BYTECODE,
         ),
     ];
+    if let Some(deployment) = &manifest.contracts.audit_anchor_registry {
+        built.push((
+            AUDIT_ANCHOR_REGISTRY,
+            deployment,
+            &AUDITANCHORREGISTRY_DEPLOYED_BYTECODE,
+        ));
+    }
     for (contract, deployment, runtime_code) in built {
         let built_hash = code_hash(runtime_code);
         if deployment.code_hash != built_hash {
@@ -195,6 +249,11 @@ pub async fn check_deployment(
                 built: built_hash,
             });
         }
+    }
+    if manifest.contracts.audit_anchor_registry.is_none() {
+        return Err(DeploymentError::NotInManifest {
+            contract: AUDIT_ANCHOR_REGISTRY,
+        });
     }
     Ok(())
 }
@@ -213,13 +272,16 @@ pub(crate) async fn verify_live_deployment(
         });
     }
 
-    let contracts = [
+    let mut contracts = vec![
         (USER_REGISTRY, &manifest.contracts.user_registry),
         (
             MEDICAL_RECORD_REGISTRY,
             &manifest.contracts.medical_record_registry,
         ),
     ];
+    if let Some(deployment) = &manifest.contracts.audit_anchor_registry {
+        contracts.push((AUDIT_ANCHOR_REGISTRY, deployment));
+    }
     for (contract, deployment) in contracts {
         let code = chain
             .code_at(to_h160(&deployment.address))

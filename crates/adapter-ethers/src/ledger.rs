@@ -1,4 +1,5 @@
-//! [`EthersLedger`]: the [`Ledger`] port over the two registry contracts.
+//! [`EthersLedger`]: the [`Ledger`] port over the registry contracts, and
+//! the [`AuditAnchorLedger`] port over `AuditAnchorRegistry`.
 
 use std::time::Duration;
 
@@ -6,23 +7,27 @@ use async_trait::async_trait;
 use ethers::abi::AbiEncode;
 use ethers::contract::{EthEvent, LogMeta};
 use ethers::types::{Bytes, TransactionReceipt, H160, H256, U256};
+use meditrustal_audit::{AnchoredHead, AuditAnchorLedger};
 use meditrustal_crypto::Digest;
 use meditrustal_ledger::{
-    Address, ChainAnchor, ChainRole, ChainStatus, Ledger, LedgerError, LedgerJob, OnChainRecord,
-    RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
+    Address, AuditHeadAnchor, ChainAnchor, ChainRole, ChainStatus, Ledger, LedgerError, LedgerJob,
+    OnChainRecord, RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
 };
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::bindings::{
-    AddRecordCall, MedicalRecordRegistry, RecordAddedFilter, RegisterUserCall,
-    UserRegisteredFilter, UserRegistry,
+    AddRecordCall, AnchorHeadCall, AuditAnchorRegistry, HeadAnchoredFilter, MedicalRecordRegistry,
+    RecordAddedFilter, RegisterUserCall, UserRegisteredFilter, UserRegistry,
 };
 use crate::config::{ConfigError, EthersConfig};
 use crate::convert::{to_digest, to_domain_address, to_h160, to_h256, u256_to_u64, u64_of};
 use crate::deploy::verify_live_deployment;
 use crate::manifest::{DeploymentError, DeploymentManifest};
-use crate::revert::{decode_medical_record_registry, decode_user_registry, DecodedRevert};
+use crate::revert::{
+    decode_audit_anchor_registry, decode_medical_record_registry, decode_user_registry,
+    DecodedRevert,
+};
 use crate::rpc::{ChainClient, ChainError, HttpProvider};
 
 /// A user entry read back from `UserRegistry`.
@@ -37,13 +42,17 @@ pub struct RegisteredUser {
 }
 
 /// The [`Ledger`] port on an EVM chain through ethers-rs: registers users on
-/// `UserRegistry` and anchors record hashes on `MedicalRecordRegistry`,
-/// sending every transaction from the registrar account.
+/// `UserRegistry`, anchors record hashes on `MedicalRecordRegistry` and
+/// audit chain heads on `AuditAnchorRegistry`, sending every transaction
+/// from the registrar account.
 pub struct EthersLedger {
     chain: ChainClient,
     manifest: DeploymentManifest,
     user_registry: UserRegistry<HttpProvider>,
     record_registry: MedicalRecordRegistry<HttpProvider>,
+    /// `None` when the manifest predates the contract; audit jobs and reads
+    /// then fail with [`LedgerError::ContractsMissing`].
+    audit_registry: Option<AuditAnchorRegistry<HttpProvider>>,
     receipt_timeout: Duration,
     deployment_check_ttl: Duration,
     /// When [`verify_live_deployment`] last passed. Behind an async mutex so
@@ -57,7 +66,8 @@ struct PreparedCall {
     to: H160,
     data: Bytes,
     event_signature: H256,
-    /// First indexed event argument: the account or the record hash.
+    /// First indexed event argument: the account, the record hash or the
+    /// audit sequence number.
     event_key: H256,
 }
 
@@ -77,14 +87,19 @@ impl EthersLedger {
         );
         let record_registry = MedicalRecordRegistry::new(
             to_h160(&manifest.contracts.medical_record_registry.address),
-            provider,
+            provider.clone(),
         );
+        let audit_registry = manifest
+            .contracts
+            .audit_anchor_registry
+            .map(|deployment| AuditAnchorRegistry::new(to_h160(&deployment.address), provider));
 
         Ok(Self {
             chain,
             manifest,
             user_registry,
             record_registry,
+            audit_registry,
             receipt_timeout: config.receipt_timeout,
             deployment_check_ttl: config.deployment_check_ttl,
             deployment_checked_at: Mutex::new(None),
@@ -157,8 +172,14 @@ impl EthersLedger {
         *self.deployment_checked_at.lock().await = None;
     }
 
-    fn prepare(&self, job: &LedgerJob) -> PreparedCall {
-        match job {
+    fn audit_registry(&self) -> Result<&AuditAnchorRegistry<HttpProvider>, LedgerError> {
+        self.audit_registry
+            .as_ref()
+            .ok_or(LedgerError::ContractsMissing)
+    }
+
+    fn prepare(&self, job: &LedgerJob) -> Result<PreparedCall, LedgerError> {
+        let call = match job {
             LedgerJob::RegisterUser(user) => {
                 let account = to_h160(&user.address);
                 let call = RegisterUserCall {
@@ -187,7 +208,20 @@ impl EthersLedger {
                     event_key: to_h256(&record.anchor_hash),
                 }
             }
-        }
+            LedgerJob::AnchorAuditHead(head) => {
+                let call = AnchorHeadCall {
+                    seq: head.seq,
+                    head_hash: *head.head_hash.as_bytes(),
+                };
+                PreparedCall {
+                    to: self.audit_registry()?.address(),
+                    data: call.encode().into(),
+                    event_signature: HeadAnchoredFilter::signature(),
+                    event_key: H256::from_low_u64_be(head.seq),
+                }
+            }
+        };
+        Ok(call)
     }
 
     /// Turns a failed simulation or gas estimate into the job's outcome. A
@@ -226,6 +260,7 @@ impl EthersLedger {
         match job {
             LedgerJob::RegisterUser(user) => self.find_original_registration(user, revert).await,
             LedgerJob::AnchorRecord(record) => self.find_original_anchor(record, revert).await,
+            LedgerJob::AnchorAuditHead(head) => self.find_original_head(head, revert).await,
         }
     }
 
@@ -296,6 +331,43 @@ impl EthersLedger {
             .await
             .map_err(unavailable)?;
         first_anchor(found, "RecordAdded", &record.anchor_hash.to_string(), block)
+    }
+
+    async fn find_original_head(
+        &self,
+        head: &AuditHeadAnchor,
+        revert: &DecodedRevert,
+    ) -> Result<ChainAnchor, LedgerError> {
+        let registry = self.audit_registry()?;
+        let (exists, head_hash, block) = self
+            .chain
+            .rpc("eth_call", registry.get_anchor(head.seq).call())
+            .await
+            .map_err(unavailable)?;
+        if !exists {
+            return Err(LedgerError::Unavailable(format!(
+                "{} but the latest block has no entry yet; retry later",
+                revert.description
+            )));
+        }
+        if head_hash != *head.head_hash.as_bytes() {
+            return Err(LedgerError::Rejected(format!(
+                "{}: the anchored head hash differs from this job's",
+                revert.description
+            )));
+        }
+
+        let block = to_u64("block number", block)?;
+        let events = registry
+            .head_anchored_filter()
+            .topic1(H256::from_low_u64_be(head.seq));
+        let logs = events.from_block(block).to_block(block);
+        let found = self
+            .chain
+            .rpc("eth_getLogs", logs.query_with_meta())
+            .await
+            .map_err(unavailable)?;
+        first_anchor(found, "HeadAnchored", &head.seq.to_string(), block)
     }
 
     /// Waits for the receipt of a sent job and maps it to the outcome. Once
@@ -395,9 +467,14 @@ impl EthersLedger {
         }))
     }
 
-    /// Returns whether the receipt contains a log of either registry.
+    /// Returns whether the receipt contains a log of any registry.
     fn touched_registries(&self, receipt: &TransactionReceipt) -> bool {
-        let registries = [self.user_registry.address(), self.record_registry.address()];
+        let mut registries = vec![self.user_registry.address(), self.record_registry.address()];
+        registries.extend(
+            self.audit_registry
+                .as_ref()
+                .map(|registry| registry.address()),
+        );
         receipt
             .logs
             .iter()
@@ -410,7 +487,7 @@ impl Ledger for EthersLedger {
     #[tracing::instrument(skip_all, fields(job.kind = job.kind()))]
     async fn submit(&self, job: &LedgerJob) -> Result<Submission, LedgerError> {
         self.ensure_deployed().await?;
-        let call = self.prepare(job);
+        let call = self.prepare(job)?;
 
         if let Err(error) = self.chain.simulate(call.to, &call.data).await {
             return self
@@ -437,7 +514,7 @@ impl Ledger for EthersLedger {
     }
 
     /// Looks up a sent transaction. A mined transaction that left no log of
-    /// either registry counts as [`TxStatus::Reverted`], because it wrote
+    /// any registry counts as [`TxStatus::Reverted`], because it wrote
     /// nothing (the contracts were gone), so the job has to be sent again.
     async fn transaction_status(&self, tx_hash: &TxHash) -> Result<TxStatus, LedgerError> {
         let hash = to_h256(tx_hash);
@@ -484,10 +561,55 @@ impl Ledger for EthersLedger {
     }
 }
 
+/// Number of anchors read per `anchorsFrom` call.
+const ANCHOR_PAGE_SIZE: u64 = 500;
+
+#[async_trait]
+impl AuditAnchorLedger for EthersLedger {
+    /// Reads `anchorCount` and then the anchors in pages of 500, each page
+    /// one `eth_call`.
+    async fn anchored_heads(&self) -> Result<Vec<AnchoredHead>, LedgerError> {
+        self.ensure_deployed().await?;
+        let registry = self.audit_registry()?;
+        let count = self
+            .chain
+            .rpc("eth_call", registry.anchor_count().call())
+            .await
+            .map_err(unavailable)?;
+        let count = to_u64("anchor count", count)?;
+
+        let mut heads = Vec::new();
+        let mut start = 0;
+        while start < count {
+            let page = self
+                .chain
+                .rpc(
+                    "eth_call",
+                    registry
+                        .anchors_from(U256::from(start), U256::from(ANCHOR_PAGE_SIZE))
+                        .call(),
+                )
+                .await
+                .map_err(unavailable)?;
+            if page.is_empty() {
+                break;
+            }
+            start += page.len() as u64;
+            heads.extend(page.into_iter().map(|anchor| AnchoredHead {
+                seq: anchor.seq,
+                head_hash: Digest::from_bytes(anchor.head_hash),
+                block_number: anchor.block_number,
+            }));
+        }
+        Ok(heads)
+    }
+}
+
 fn decode_revert(job: &LedgerJob, data: &[u8]) -> DecodedRevert {
     match job {
         LedgerJob::RegisterUser(_) => decode_user_registry(data),
         LedgerJob::AnchorRecord(_) => decode_medical_record_registry(data),
+        LedgerJob::AnchorAuditHead(_) => decode_audit_anchor_registry(data),
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
 
-/// Addresses of both deployed contracts and the hash of the code each runs.
+/// Addresses of the deployed contracts and the hash of the code each runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentManifest {
     /// Chain id of the network the contracts were deployed on.
@@ -25,13 +25,18 @@ pub struct DeploymentManifest {
     pub contracts: DeployedContracts,
 }
 
-/// The two contracts of a deployment.
+/// The contracts of a deployment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployedContracts {
     /// The `UserRegistry` contract.
     pub user_registry: ContractDeployment,
     /// The `MedicalRecordRegistry` contract.
     pub medical_record_registry: ContractDeployment,
+    /// The `AuditAnchorRegistry` contract. `None` in a manifest written
+    /// before the contract existed; `meditrustal deploy-contracts
+    /// --if-needed` then deploys it alone and keeps the other two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_anchor_registry: Option<ContractDeployment>,
 }
 
 /// One deployed contract.
@@ -97,6 +102,15 @@ pub enum DeploymentError {
         expected: Digest,
         /// Hash of the code on chain.
         actual: Digest,
+    },
+    /// The manifest predates a contract, so it has no address for it.
+    #[error(
+        "the deployment manifest has no {contract}; run `meditrustal deploy-contracts \
+         --if-needed` to deploy it beside the existing contracts"
+    )]
+    NotInManifest {
+        /// Contract name.
+        contract: &'static str,
     },
     /// The manifest's contract was compiled from other sources than the
     /// artifacts this binary was built with, so its ABI may differ.
@@ -222,6 +236,12 @@ mod tests {
                         .unwrap(),
                     code_hash: Digest::from_bytes([0x22; 32]),
                 },
+                audit_anchor_registry: Some(ContractDeployment {
+                    address: "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0"
+                        .parse()
+                        .unwrap(),
+                    code_hash: Digest::from_bytes([0x33; 32]),
+                }),
             },
         }
     }
@@ -249,6 +269,10 @@ mod tests {
                         "address": "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512",
                         "code_hash": format!("0x{}", "22".repeat(32)),
                     },
+                    "audit_anchor_registry": {
+                        "address": "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0",
+                        "code_hash": format!("0x{}", "33".repeat(32)),
+                    },
                 },
             })
         );
@@ -263,6 +287,26 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
 
         assert_eq!(loaded, manifest());
+    }
+
+    #[test]
+    fn manifest_without_audit_registry_still_loads() {
+        let path = temporary_path("manifest-without-audit");
+        let mut json = serde_json::to_value(manifest()).unwrap();
+        json["contracts"]
+            .as_object_mut()
+            .unwrap()
+            .remove("audit_anchor_registry");
+        std::fs::write(&path, json.to_string()).unwrap();
+
+        let loaded = DeploymentManifest::load(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+
+        assert_eq!(loaded.contracts.audit_anchor_registry, None);
+        assert_eq!(
+            loaded.contracts.user_registry,
+            manifest().contracts.user_registry
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ mod types;
 pub use outbox::{BackoffPolicy, OutboxProcessor, ProcessReport};
 pub use ports::{Ledger, LedgerError, OutboxError, OutboxStore};
 pub use types::{
-    Address, AddressParseError, AnchorState, AnchorStatus, ChainAnchor, ChainRole, ChainStatus,
-    LedgerJob, OnChainRecord, OutboxJob, RecordAnchor, Submission, TxHash, TxStatus,
+    Address, AddressParseError, AnchorState, AnchorStatus, AuditHeadAnchor, ChainAnchor, ChainRole,
+    ChainStatus, LedgerJob, OnChainRecord, OutboxJob, RecordAnchor, Submission, TxHash, TxStatus,
     UserRegistration,
 };
 
