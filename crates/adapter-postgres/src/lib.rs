@@ -1,7 +1,8 @@
 //! Adapter layer: PostgreSQL implementations of the domain store ports
 //! ([`UserStore`](meditrustal_identity::UserStore),
 //! [`RecordStore`](meditrustal_records::RecordStore),
-//! [`OutboxStore`](meditrustal_ledger::OutboxStore)) with Diesel and a
+//! [`OutboxStore`](meditrustal_ledger::OutboxStore),
+//! [`AuditStore`](meditrustal_audit::AuditStore)) with Diesel and a
 //! deadpool connection pool, plus the schema migrations.
 //!
 //! Depends on the domain crates and database libraries only. Stores
@@ -12,6 +13,7 @@
 //! With the `testing` feature, [`TestDatabase`] gives each test its own
 //! migrated database.
 
+mod audit;
 mod convert;
 mod error;
 mod migrations;
@@ -25,6 +27,7 @@ mod test_server;
 mod testing;
 mod users;
 
+pub use audit::{AppendOnlyGaps, PgAuditStore};
 pub use error::DatabaseError;
 pub use migrations::{run_migrations, MIGRATIONS};
 pub use outbox::PgOutboxStore;

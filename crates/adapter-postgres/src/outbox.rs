@@ -1,5 +1,5 @@
 //! [`OutboxStore`] over the `outbox_jobs` table, and the job insert that
-//! the user and record stores run inside their own transactions.
+//! the user, record and audit stores run inside their own transactions.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::convert;
 use crate::error::QueryError;
 use crate::pool::Pool;
-use crate::schema::{medical_records, outbox_jobs, users};
+use crate::schema::{audit_anchors, medical_records, outbox_jobs, users};
 
 /// Statuses of jobs that are not finished yet.
 const OPEN_STATUSES: [&str; 2] = ["pending", "sent"];
@@ -26,14 +26,22 @@ pub(crate) enum JobTarget {
     User(Uuid),
     /// A `medical_records` row: anchor on `MedicalRecordRegistry`.
     Record(Uuid),
+    /// An `audit_anchors` row, by sequence number: anchor on
+    /// `AuditAnchorRegistry`.
+    AuditAnchor(i64),
 }
 
 impl JobTarget {
-    fn from_columns(record_id: Option<Uuid>, user_id: Option<Uuid>) -> Option<Self> {
-        match (record_id, user_id) {
-            (Some(id), _) => Some(Self::Record(id)),
-            (None, Some(id)) => Some(Self::User(id)),
-            (None, None) => None,
+    fn from_columns(
+        record_id: Option<Uuid>,
+        user_id: Option<Uuid>,
+        audit_anchor_seq: Option<i64>,
+    ) -> Option<Self> {
+        match (record_id, user_id, audit_anchor_seq) {
+            (Some(id), _, _) => Some(Self::Record(id)),
+            (None, Some(id), _) => Some(Self::User(id)),
+            (None, None, Some(seq)) => Some(Self::AuditAnchor(seq)),
+            (None, None, None) => None,
         }
     }
 }
@@ -45,6 +53,7 @@ pub(crate) struct NewJobRow {
     payload: serde_json::Value,
     record_id: Option<Uuid>,
     user_id: Option<Uuid>,
+    audit_anchor_seq: Option<i64>,
 }
 
 impl NewJobRow {
@@ -54,15 +63,17 @@ impl NewJobRow {
         let payload = serde_json::to_value(job).map_err(|error| {
             QueryError::Conversion(format!("could not serialize ledger job: {error}"))
         })?;
-        let (record_id, user_id) = match target {
-            JobTarget::Record(id) => (Some(id), None),
-            JobTarget::User(id) => (None, Some(id)),
+        let (record_id, user_id, audit_anchor_seq) = match target {
+            JobTarget::Record(id) => (Some(id), None, None),
+            JobTarget::User(id) => (None, Some(id), None),
+            JobTarget::AuditAnchor(seq) => (None, None, Some(seq)),
         };
         Ok(Self {
             kind: job.kind().to_owned(),
             payload,
             record_id,
             user_id,
+            audit_anchor_seq,
         })
     }
 
@@ -223,8 +234,9 @@ impl OutboxStore for PgOutboxStore {
         Ok(())
     }
 
-    /// Sets the job to `done` and the target row to anchored (records) or
-    /// registered (users), with the transaction, block and time. A finished
+    /// Sets the job to `done` and the target row to anchored (records and
+    /// audit heads) or registered (users), with the transaction, block and
+    /// time. A finished
     /// or missing job is left unchanged.
     async fn complete(&self, job_id: i64, anchor: ChainAnchor) -> Result<(), OutboxError> {
         let block_number = convert::block_to_column(anchor.block_number)?;
@@ -307,26 +319,32 @@ impl OutboxStore for PgOutboxStore {
 /// Locks the job if it is still open (pending or sent) and returns its
 /// target, or `None` when the job is finished or missing.
 fn lock_open_job(conn: &mut PgConnection, job_id: i64) -> Result<Option<JobTarget>, QueryError> {
-    let columns: Option<(Option<Uuid>, Option<Uuid>)> = outbox_jobs::table
+    let columns: Option<(Option<Uuid>, Option<Uuid>, Option<i64>)> = outbox_jobs::table
         .find(job_id)
         .filter(outbox_jobs::status.eq_any(OPEN_STATUSES))
-        .select((outbox_jobs::record_id, outbox_jobs::user_id))
+        .select((
+            outbox_jobs::record_id,
+            outbox_jobs::user_id,
+            outbox_jobs::audit_anchor_seq,
+        ))
         .for_update()
         .first(conn)
         .optional()?;
 
     match columns {
         None => Ok(None),
-        Some((record_id, user_id)) => JobTarget::from_columns(record_id, user_id)
-            .map(Some)
-            .ok_or_else(|| {
-                convert::invalid(
-                    "outbox_jobs",
-                    job_id,
-                    "record_id and user_id",
-                    "are both null",
-                )
-            }),
+        Some((record_id, user_id, audit_anchor_seq)) => {
+            JobTarget::from_columns(record_id, user_id, audit_anchor_seq)
+                .map(Some)
+                .ok_or_else(|| {
+                    convert::invalid(
+                        "outbox_jobs",
+                        job_id,
+                        "record_id, user_id and audit_anchor_seq",
+                        "are all null",
+                    )
+                })
+        }
     }
 }
 
@@ -365,6 +383,18 @@ fn fail_job(conn: &mut PgConnection, job_id: i64, error: &str) -> Result<(), Que
             .set((users::chain_status.eq("failed"), users::updated_at.eq(now)))
             .execute(conn)?;
         }
+        JobTarget::AuditAnchor(seq) => {
+            diesel::update(
+                audit_anchors::table
+                    .find(seq)
+                    .filter(audit_anchors::status.eq("pending")),
+            )
+            .set((
+                audit_anchors::status.eq("failed"),
+                audit_anchors::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        }
     }
     Ok(())
 }
@@ -397,6 +427,18 @@ fn set_target_tx(
             .set((users::chain_tx_hash.eq(tx), users::updated_at.eq(now)))
             .execute(conn)?;
         }
+        JobTarget::AuditAnchor(seq) => {
+            diesel::update(
+                audit_anchors::table
+                    .find(seq)
+                    .filter(audit_anchors::status.eq("pending")),
+            )
+            .set((
+                audit_anchors::tx_hash.eq(tx),
+                audit_anchors::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        }
     }
     Ok(())
 }
@@ -427,6 +469,17 @@ fn complete_target(
                     users::chain_block_number.eq(Some(block_number)),
                     users::chain_registered_at.eq(now),
                     users::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        JobTarget::AuditAnchor(seq) => {
+            diesel::update(audit_anchors::table.find(seq))
+                .set((
+                    audit_anchors::status.eq("anchored"),
+                    audit_anchors::tx_hash.eq(Some(tx)),
+                    audit_anchors::block_number.eq(Some(block_number)),
+                    audit_anchors::anchored_at.eq(now),
+                    audit_anchors::updated_at.eq(now),
                 ))
                 .execute(conn)?;
         }

@@ -70,13 +70,52 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        audit_anchor_seq -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> Int8,
+        occurred_at -> Timestamptz,
+        actor_id -> Nullable<Uuid>,
+        actor_role -> Nullable<Text>,
+        action -> Text,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+        patient_id -> Nullable<Uuid>,
+        record_id -> Nullable<Uuid>,
+        request_id -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        prev_hash -> Bytea,
+        hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    audit_anchors (seq) {
+        seq -> Int8,
+        head_hash -> Bytea,
+        status -> Text,
+        tx_hash -> Nullable<Bytea>,
+        block_number -> Nullable<Int8>,
+        anchored_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
 diesel::joinable!(medical_records -> users (patient_id));
 diesel::joinable!(user_keys -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(medical_records, outbox_jobs, user_keys, users);
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_anchors,
+    audit_events,
+    medical_records,
+    outbox_jobs,
+    user_keys,
+    users
+);
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
@@ -135,6 +174,16 @@ mod tests {
         let db = TestDatabase::create().await.unwrap();
         let mut conn = db.connect().unwrap();
         let declared = [
+            (
+                "audit_anchors",
+                debug_query::<Pg, _>(&audit_anchors::table.select(audit_anchors::all_columns))
+                    .to_string(),
+            ),
+            (
+                "audit_events",
+                debug_query::<Pg, _>(&audit_events::table.select(audit_events::all_columns))
+                    .to_string(),
+            ),
             (
                 "medical_records",
                 debug_query::<Pg, _>(&medical_records::table.select(medical_records::all_columns))
