@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use meditrustal::app::{self, Running};
 use meditrustal::config::{
-    AnchoringSettings, AuthSettings, ChainSettings, CryptoSettings, DatabaseSettings, LogFormat,
-    LogSettings, ServerSettings, Settings,
+    AnchoringSettings, AuditSettings, AuthSettings, ChainSettings, CryptoSettings,
+    DatabaseSettings, LogFormat, LogSettings, ServerSettings, Settings,
 };
 use meditrustal::keys::Keys;
 use meditrustal_adapter_ethers::testing::{deploy_test_ledger, test_config, AnvilNode};
@@ -309,6 +309,7 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             workers: 2,
             max_body_bytes: 1024 * 1024,
             cors_allowed_origins: vec!["http://localhost:5173".into()],
+            trusted_proxies: Vec::new(),
         },
         database: DatabaseSettings {
             url: database_url,
@@ -343,6 +344,9 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
         crypto: CryptoSettings {
             master_key_id: "test-mk".into(),
             master_key: None,
+        },
+        audit: AuditSettings {
+            anchor_interval_ms: 60_000,
         },
         log: LogSettings {
             format: LogFormat::Pretty,

@@ -360,8 +360,8 @@ impl AuditStore for PgAuditStore {
                 if let Some(from) = filter.from {
                     select = select.filter(audit_events::occurred_at.ge(from));
                 }
-                if let Some(until) = filter.until {
-                    select = select.filter(audit_events::occurred_at.lt(until));
+                if let Some(to) = filter.to {
+                    select = select.filter(audit_events::occurred_at.lt(to));
                 }
                 let rows: Vec<EventRow> = select.load(conn)?;
                 rows.into_iter().map(EventRow::into_event).collect()

@@ -113,7 +113,7 @@ pub enum ChainBreak {
     /// Sequence numbers `first` to `last` are absent: those events were
     /// deleted. A rolled-back append leaves no gap, because the number is
     /// assigned inside the appending transaction.
-    #[error("events {first} to {last} are missing: they were deleted")]
+    #[error("{}", describe_missing(*first, *last))]
     Missing {
         /// First missing sequence number.
         first: u64,
@@ -171,6 +171,14 @@ pub enum ChainBreak {
         /// Last stored event, if any.
         last_seq: Option<u64>,
     },
+}
+
+fn describe_missing(first: u64, last: u64) -> String {
+    if first == last {
+        format!("event {first} is missing: it was deleted")
+    } else {
+        format!("events {first} to {last} are missing: they were deleted")
+    }
 }
 
 impl ChainBreak {
@@ -576,6 +584,10 @@ mod tests {
             (
                 ChainBreak::Missing { first: 4, last: 6 },
                 "events 4 to 6 are missing: they were deleted",
+            ),
+            (
+                ChainBreak::Missing { first: 5, last: 5 },
+                "event 5 is missing: it was deleted",
             ),
             (
                 ChainBreak::FieldsChanged { seq: 7 },

@@ -96,10 +96,10 @@ impl AuditService {
                 "only admins may search the audit log".into(),
             ));
         }
-        if let (Some(from), Some(until)) = (filter.from, filter.until) {
-            if from >= until {
+        if let (Some(from), Some(to)) = (filter.from, filter.to) {
+            if from >= to {
                 return Err(AuditError::Invalid {
-                    field: "until",
+                    field: "to",
                     message: "must be later than from".into(),
                 });
             }
@@ -371,7 +371,7 @@ mod tests {
         let time = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
         let filter = EventFilter {
             from: Some(time),
-            until: Some(time),
+            to: Some(time),
             ..EventFilter::default()
         };
 
@@ -383,7 +383,7 @@ mod tests {
         assert_eq!(
             error,
             AuditError::Invalid {
-                field: "until",
+                field: "to",
                 message: "must be later than from".into()
             }
         );

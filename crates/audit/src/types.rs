@@ -385,7 +385,7 @@ pub struct EventFilter {
     /// Only events at or after this time.
     pub from: Option<DateTime<Utc>>,
     /// Only events before this time.
-    pub until: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
 }
 
 /// A page request for [`crate::AuditStore::search`].

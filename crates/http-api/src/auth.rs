@@ -6,13 +6,17 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use meditrustal_identity::Principal;
+use meditrustal_audit::{Action, Outcome, ReasonCode};
+use meditrustal_identity::{IdentityError, Principal};
 
+use crate::audit::{self, RequestOrigin};
 use crate::problem::Problem;
 use crate::AppState;
 
 /// The caller of a protected route. Extracting it verifies the token and
 /// reloads the user on every request, so a deactivated user fails at once.
+/// A presented token that fails is audited as `auth.token_rejected`; a
+/// request without a token is not.
 pub struct Authenticated(pub Principal);
 
 impl FromRequest for Authenticated {
@@ -22,11 +26,22 @@ impl FromRequest for Authenticated {
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(request);
+        let origin = RequestOrigin::of(request);
 
         Box::pin(async move {
             let state = state.ok_or_else(Problem::internal)?;
             let token = token.ok_or_else(Problem::unauthenticated)?;
-            let principal = state.identity.authenticate(&token).await?;
+            let principal = match state.identity.authenticate(&token).await {
+                Ok(principal) => principal,
+                Err(IdentityError::Unauthenticated) => {
+                    let entry = origin
+                        .entry(Action::TokenRejected, Outcome::Denied)
+                        .reason(ReasonCode::INVALID_TOKEN);
+                    audit::record(&state, entry).await?;
+                    return Err(Problem::unauthenticated());
+                }
+                Err(error) => return Err(error.into()),
+            };
             tracing::Span::current().record("user.id", tracing::field::display(principal.user_id));
             Ok(Self(principal))
         })

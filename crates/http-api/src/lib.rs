@@ -4,6 +4,7 @@
 //! errors to JSON and RFC 9457 problem responses. Depends on the domain
 //! crates only; the binary injects the services already wired to adapters.
 
+mod audit;
 mod auth;
 mod body;
 mod errors;
@@ -21,6 +22,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, NormalizePath};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use async_trait::async_trait;
+use meditrustal_audit::AuditService;
 use meditrustal_identity::IdentityService;
 use meditrustal_records::RecordService;
 
@@ -51,6 +53,9 @@ pub struct AppState {
     pub identity: Arc<IdentityService>,
     /// Medical records.
     pub records: Arc<RecordService>,
+    /// The audit log. Audited routes fail with 503 when it cannot be
+    /// written.
+    pub audit: Arc<AuditService>,
     /// Dependency checks.
     pub readiness: Arc<dyn ReadinessProbe>,
 }
@@ -64,6 +69,9 @@ pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// Proxies whose `X-Forwarded-For` header names the client in audit
+    /// events. Empty means the TCP peer is always the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl HttpSettings {
@@ -128,6 +136,14 @@ fn routes(config: &mut web::ServiceConfig) {
                 .route(
                     "/medical-records/{record_id}/verify",
                     web::get().to(routes::records::verify),
+                )
+                .route(
+                    "/audit/my-record-access-history",
+                    web::get().to(routes::audit::my_record_access_history),
+                )
+                .route(
+                    "/admin/audit-events",
+                    web::get().to(routes::audit::search_events),
                 ),
         );
 }

@@ -15,7 +15,7 @@ pub use ports::{
     AccountError, AccountGenerator, CustodialAccount, HashError, PasswordHasher, TokenError,
     TokenIssuer, UniqueField, UserStore, UserStoreError,
 };
-pub use service::{IdentityService, Registration};
+pub use service::{IdentityService, LoginAttempt, Registration};
 pub use types::{
     custodial_key_aad, login_key, Claims, Did, Email, IssuedToken, NewUser, Password, PasswordHash,
     Principal, Role, StoredCredentials, User, UserId, Username,

@@ -25,6 +25,26 @@ pub struct Registration {
     pub role: String,
 }
 
+/// The outcome of a login together with the account it concerned.
+#[derive(Debug)]
+pub struct LoginAttempt {
+    /// The account that the username or email named, whether or not the
+    /// password matched; `None` when no account has that name or the store
+    /// failed.
+    pub account: Option<Principal>,
+    /// The issued token, or why the login failed.
+    pub result: Result<IssuedToken, IdentityError>,
+}
+
+impl LoginAttempt {
+    fn failed(account: Option<Principal>, error: IdentityError) -> Self {
+        Self {
+            account,
+            result: Err(error),
+        }
+    }
+}
+
 /// Registration, login and authentication rules over the identity ports.
 pub struct IdentityService {
     users: Arc<dyn UserStore>,
@@ -125,11 +145,21 @@ impl IdentityService {
         identifier: &str,
         password: &SecretString,
     ) -> Result<IssuedToken, IdentityError> {
-        let credentials = self
-            .users
-            .find_for_login(&login_key(identifier))
-            .await
-            .map_err(store_error)?;
+        self.attempt_login(identifier, password).await.result
+    }
+
+    /// Same as [`IdentityService::login`], and also returns the account
+    /// that the username or email named, so that failed logins can be
+    /// audited against it. The caller must not reveal that account.
+    pub async fn attempt_login(&self, identifier: &str, password: &SecretString) -> LoginAttempt {
+        let credentials = match self.users.find_for_login(&login_key(identifier)).await {
+            Ok(credentials) => credentials,
+            Err(error) => return LoginAttempt::failed(None, store_error(error)),
+        };
+        let account = credentials.as_ref().map(|found| Principal {
+            user_id: found.user.id,
+            role: found.user.role,
+        });
         let hash = credentials
             .as_ref()
             .map_or(&self.decoy_hash, |found| &found.password_hash);
@@ -137,15 +167,16 @@ impl IdentityService {
         // bcrypt reads 72 bytes; a longer input could match a hash made
         // from its prefix, so it is wrong by definition.
         let too_long = password.expose_secret().len() > Password::MAX_BYTES;
-        let matches = self
-            .hasher
-            .verify(password, hash)
-            .await
-            .map_err(|error| IdentityError::Internal(error.to_string()))?;
+        let matches = match self.hasher.verify(password, hash).await {
+            Ok(matches) => matches,
+            Err(error) => {
+                return LoginAttempt::failed(account, IdentityError::Internal(error.to_string()))
+            }
+        };
 
         let user = match credentials {
             Some(found) if matches && !too_long && found.user.is_active => found.user,
-            _ => return Err(IdentityError::InvalidCredentials),
+            _ => return LoginAttempt::failed(account, IdentityError::InvalidCredentials),
         };
 
         let now = Utc::now();
@@ -157,13 +188,15 @@ impl IdentityService {
             issued_at: now,
             expires_at: now + lifetime,
         };
-        let token = self
+        let result = self
             .tokens
             .issue(&claims)
-            .map_err(|error| IdentityError::Internal(error.to_string()))?;
+            .map_err(|error| IdentityError::Internal(error.to_string()));
 
-        tracing::info!(user.id = %user.id, "user logged in");
-        Ok(token)
+        if result.is_ok() {
+            tracing::info!(user.id = %user.id, "user logged in");
+        }
+        LoginAttempt { account, result }
     }
 
     /// Verifies a bearer token and reloads its user, so that deactivation
@@ -553,6 +586,67 @@ mod tests {
             .unwrap_err();
 
         assert_eq!(error, IdentityError::InvalidCredentials);
+    }
+
+    #[tokio::test]
+    async fn failed_login_names_the_account() {
+        let mut mocks = Mocks::new();
+        mocks.users.expect_find_for_login().times(1).returning(|_| {
+            Ok(Some(StoredCredentials {
+                user: stored_user(true),
+                password_hash: PasswordHash("real".into()),
+            }))
+        });
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(false));
+
+        let attempt = mocks
+            .service()
+            .await
+            .attempt_login("alice", &SecretString::from("wrong-pass"))
+            .await;
+
+        assert_eq!(
+            attempt.account,
+            Some(Principal {
+                user_id: UserId(uuid::Uuid::from_u128(7)),
+                role: Role::Patient,
+            })
+        );
+        assert_eq!(
+            attempt.result.unwrap_err(),
+            IdentityError::InvalidCredentials
+        );
+    }
+
+    #[tokio::test]
+    async fn login_of_unknown_user_names_no_account() {
+        let mut mocks = Mocks::new();
+        mocks
+            .users
+            .expect_find_for_login()
+            .times(1)
+            .returning(|_| Ok(None));
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(false));
+
+        let attempt = mocks
+            .service()
+            .await
+            .attempt_login("nobody", &SecretString::from("whatever1"))
+            .await;
+
+        assert_eq!(attempt.account, None);
+        assert_eq!(
+            attempt.result.unwrap_err(),
+            IdentityError::InvalidCredentials
+        );
     }
 
     #[tokio::test]

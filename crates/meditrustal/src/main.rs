@@ -1,4 +1,5 @@
-//! `meditrustal`: serve the API, migrate the database, deploy the contracts.
+//! `meditrustal`: serve the API, migrate the database, deploy the contracts,
+//! verify the audit chain.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,10 @@ use clap::{Parser, Subcommand};
 use meditrustal::app;
 use meditrustal::config::Settings;
 use meditrustal::keys;
-use meditrustal_adapter_ethers::{check_deployment, deploy_contracts, DeploymentManifest};
+use meditrustal_adapter_ethers::{
+    check_deployment, deploy_audit_anchor_registry, deploy_contracts, DeploymentError,
+    DeploymentManifest,
+};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +46,18 @@ enum Command {
         #[arg(long)]
         fund_registrar: bool,
     },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every audit event from the first against the hash chain and
+    /// the heads anchored on-chain; exit 1 naming the first broken event.
+    Verify,
 }
 
 fn main() -> ExitCode {
@@ -95,7 +111,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if_needed,
             fund_registrar,
         } => deploy(&settings, if_needed, fund_registrar).await,
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => verify_audit(&settings).await,
     }
+}
+
+async fn verify_audit(settings: &Settings) -> anyhow::Result<()> {
+    let report = meditrustal::audit::verify_chain(settings).await?;
+    let summary = meditrustal::audit::describe(&report);
+    if !report.is_intact() {
+        anyhow::bail!(summary);
+    }
+    tracing::info!(
+        audit.events = report.events_checked,
+        audit.anchors = report.anchors,
+        "audit chain verified"
+    );
+    println!("{summary}");
+    Ok(())
 }
 
 async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> anyhow::Result<()> {
@@ -108,6 +142,18 @@ async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> a
         match check_deployment(&config, &manifest).await {
             Ok(()) => {
                 tracing::info!(manifest = %path.display(), "deployment matches the chain; nothing to deploy");
+                return Ok(());
+            }
+            // The other contracts and their entries stay in use.
+            Err(DeploymentError::NotInManifest { contract }) => {
+                tracing::info!(
+                    contract,
+                    "deployment predates a contract; deploying it alone"
+                );
+                let updated = deploy_audit_anchor_registry(&config, &manifest)
+                    .await
+                    .context("deployment failed")?;
+                updated.save(&path)?;
                 return Ok(());
             }
             Err(error) => {
@@ -130,6 +176,7 @@ async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> a
         chain_id = manifest.chain_id,
         user_registry = %manifest.contracts.user_registry.address,
         medical_record_registry = %manifest.contracts.medical_record_registry.address,
+        audit_anchor_registry = ?manifest.contracts.audit_anchor_registry.map(|contract| contract.address),
         "contracts deployed"
     );
     Ok(())

@@ -221,6 +221,15 @@ impl RecordService {
         Ok(verify::verify_record(&stored, self.keys.as_ref(), self.ledger.as_ref()).await)
     }
 
+    /// Returns the owner of a record, or `None` when it does not exist, so
+    /// that a denied access can be audited against the patient it
+    /// targeted. The owner must not be revealed to the caller. Errors:
+    /// [`RecordError::Unavailable`].
+    pub async fn owner_of(&self, id: RecordId) -> Result<Option<UserId>, RecordError> {
+        let stored = self.store.find(id).await.map_err(unavailable)?;
+        Ok(stored.map(|stored| stored.record.patient_id))
+    }
+
     async fn visible_record(
         &self,
         caller: &Principal,

@@ -243,7 +243,7 @@ async fn search_filters_and_pages_newest_first() {
             query(
                 EventFilter {
                     from: Some(entries[1].occurred_at),
-                    until: Some(entries[4].occurred_at),
+                    to: Some(entries[4].occurred_at),
                     ..EventFilter::default()
                 },
                 None,

@@ -1,9 +1,11 @@
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpResponse};
-use meditrustal_identity::{IssuedToken, Registration};
+use meditrustal_audit::{Action, Actor, Outcome, ReasonCode};
+use meditrustal_identity::{IdentityError, IssuedToken, Registration};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, RequestOrigin};
 use crate::body::StrictJson;
 use crate::problem::Problem;
 use crate::routes::users::UserBody;
@@ -44,6 +46,7 @@ struct TokenBody<'a> {
 /// `POST /auth/register`
 pub async fn register(
     state: web::Data<AppState>,
+    origin: RequestOrigin,
     body: StrictJson<RegisterBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
@@ -57,21 +60,28 @@ pub async fn register(
 
     let user = state.identity.register(registration).await?;
 
+    // NOTE: the user is committed before this event. If the audit write
+    // fails, the client gets 503 and the account exists without its
+    // `auth.register` event.
+    let actor = Actor {
+        user_id: user.id,
+        role: user.role,
+    };
+    let entry = origin.entry(Action::Register, Outcome::Success).by(actor);
+    audit::record(&state, entry).await?;
     Ok(HttpResponse::Created().json(UserBody::from(&user)))
 }
 
 /// `POST /auth/login/json`
 pub async fn login_json(
     state: web::Data<AppState>,
+    origin: RequestOrigin,
     body: StrictJson<LoginJsonBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
     let password = SecretString::from(body.password);
 
-    let token = state
-        .identity
-        .login(&body.username_or_email, &password)
-        .await?;
+    let token = login(&state, &origin, &body.username_or_email, &password).await?;
 
     Ok(token_response(&token))
 }
@@ -79,14 +89,45 @@ pub async fn login_json(
 /// `POST /auth/login`, for clients that send the OAuth2 password form.
 pub async fn login_form(
     state: web::Data<AppState>,
+    origin: RequestOrigin,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, Problem> {
     let form = form.into_inner();
     let password = SecretString::from(form.password);
 
-    let token = state.identity.login(&form.username, &password).await?;
+    let token = login(&state, &origin, &form.username, &password).await?;
 
     Ok(token_response(&token))
+}
+
+/// Checks the credentials and records `auth.login`, with the account the
+/// name matched, before the token leaves the server. A login that failed
+/// for another reason than the credentials (database down) is not an
+/// authentication decision and is not recorded.
+async fn login(
+    state: &AppState,
+    origin: &RequestOrigin,
+    identifier: &str,
+    password: &SecretString,
+) -> Result<IssuedToken, Problem> {
+    let attempt = state.identity.attempt_login(identifier, password).await;
+
+    let (outcome, reason) = match &attempt.result {
+        Ok(_) => (Outcome::Success, None),
+        Err(IdentityError::InvalidCredentials) => {
+            (Outcome::Denied, Some(ReasonCode::INVALID_CREDENTIALS))
+        }
+        Err(_) => return attempt.result.map_err(Problem::from),
+    };
+    let mut entry = origin.entry(Action::Login, outcome);
+    if let Some(account) = &attempt.account {
+        entry = entry.by(account);
+    }
+    if let Some(reason) = reason {
+        entry = entry.reason(reason);
+    }
+    audit::record(state, entry).await?;
+    Ok(attempt.result?)
 }
 
 fn token_response(token: &IssuedToken) -> HttpResponse {

@@ -1,15 +1,17 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use meditrustal_identity::UserId;
+use meditrustal_audit::{Action, AuditEntry, Outcome, ReasonCode};
+use meditrustal_identity::{Principal, UserId};
 use meditrustal_ledger::AnchorState;
 use meditrustal_records::{
-    Check, MedicalRecord, NewRecordRequest, PatientSelector, RecordId, Verification,
+    Check, MedicalRecord, NewRecordRequest, PatientSelector, RecordError, RecordId, Verification,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
 use crate::body::StrictJson;
 use crate::problem::Problem;
@@ -137,9 +139,11 @@ fn check_body(check: &Check) -> CheckBody<'_> {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     body: StrictJson<CreateRecordBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
+    let requested_patient = body.patient_id.map(UserId).unwrap_or(caller.0.user_id);
     let request = NewRecordRequest {
         record_type: body.record_type,
         record_metadata: body.record_metadata,
@@ -147,8 +151,32 @@ pub async fn create(
         patient_id: body.patient_id,
     };
 
-    let record = state.records.create(&caller.0, request).await?;
+    let result = state.records.create(&caller.0, request).await;
 
+    // NOTE: the record is committed before its event. If the audit write
+    // fails, the client gets 503 and the record exists without its
+    // `record.create` event. Invalid input creates nothing and is not
+    // recorded.
+    let entry = match &result {
+        Ok(record) => Some(with_reason(
+            origin
+                .entry(Action::RecordCreate, Outcome::Success)
+                .patient(record.patient_id)
+                .record(record.id.0),
+            access_reason(&caller.0, record.patient_id),
+        )),
+        Err(RecordError::Forbidden(_)) => Some(
+            origin
+                .entry(Action::RecordCreate, Outcome::Denied)
+                .patient(requested_patient)
+                .reason(ReasonCode::FORBIDDEN),
+        ),
+        Err(_) => None,
+    };
+    if let Some(entry) = entry {
+        audit::record(&state, entry.by(&caller.0)).await?;
+    }
+    let record = result?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -211,7 +239,7 @@ async fn list(
             Problem::invalid_field("limit", "use a whole number of records per page")
         })?),
     };
-    let page = state
+    let result = state
         .records
         .list(
             &caller.0,
@@ -220,7 +248,25 @@ async fn list(
             limit,
             params.cursor.as_deref(),
         )
-        .await?;
+        .await;
+
+    let patient_id = match patient {
+        PatientSelector::Me => caller.0.user_id,
+        PatientSelector::Patient(id) => id,
+    };
+    let outcome = match &result {
+        Ok(_) => Some((Outcome::Success, access_reason(&caller.0, patient_id))),
+        Err(RecordError::Forbidden(_)) => Some((Outcome::Denied, Some(ReasonCode::NOT_OWNER))),
+        Err(_) => None,
+    };
+    if let Some((outcome, reason)) = outcome {
+        let entry = RequestOrigin::of(request)
+            .entry(Action::RecordList, outcome)
+            .by(&caller.0)
+            .patient(patient_id);
+        audit::record(state, with_reason(entry, reason)).await?;
+    }
+    let page = result?;
 
     let body: Vec<RecordBody> = page
         .records
@@ -247,16 +293,21 @@ async fn list(
     Ok(response.json(body))
 }
 
-/// `GET /medical-records/{record_id}`
+/// `GET /medical-records/{record_id}`: the content leaves the server only
+/// after its `record.read` event is recorded.
 pub async fn read(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = parse_record_id(&path)?;
 
-    let (record, raw_data) = state.records.read(&caller.0, id).await?;
+    let result = state.records.read(&caller.0, id).await;
 
+    let owner = result.as_ref().map(|(record, _)| record.patient_id);
+    audit_record_access(&state, &origin, &caller.0, Action::RecordRead, id, owner).await?;
+    let (record, raw_data) = result?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(RecordBody::new(&record, Some(raw_data))))
@@ -266,13 +317,67 @@ pub async fn read(
 pub async fn verify(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = parse_record_id(&path)?;
 
-    let report = state.records.verify(&caller.0, id).await?;
+    let result = state.records.verify(&caller.0, id).await;
 
+    let owner = result.as_ref().map(|report| report.patient_id);
+    audit_record_access(&state, &origin, &caller.0, Action::RecordVerify, id, owner).await?;
+    let report = result?;
     Ok(HttpResponse::Ok().json(VerificationBody::from(&report)))
+}
+
+/// Records a read or verify of record `id`. `owner` is the record's owner
+/// when the service granted access, or its error otherwise. A denied
+/// access (the service's 404) is recorded against the record's real owner,
+/// so that it shows in that patient's access history, and an absent record
+/// as `not_found`. A failure of the store itself is not recorded, because
+/// nothing was accessed.
+async fn audit_record_access(
+    state: &AppState,
+    origin: &RequestOrigin,
+    caller: &Principal,
+    action: Action,
+    id: RecordId,
+    owner: Result<UserId, &RecordError>,
+) -> Result<(), Problem> {
+    let (outcome, patient, reason) = match owner {
+        Ok(owner) => (Outcome::Success, Some(owner), access_reason(caller, owner)),
+        Err(RecordError::NotFound) => match state.records.owner_of(id).await? {
+            Some(owner) => (Outcome::Denied, Some(owner), Some(ReasonCode::NOT_OWNER)),
+            None => (Outcome::NotFound, None, None),
+        },
+        Err(RecordError::Integrity) => (
+            Outcome::Failed,
+            state.records.owner_of(id).await?,
+            Some(ReasonCode::INTEGRITY_CHECK_FAILED),
+        ),
+        Err(_) => return Ok(()),
+    };
+
+    let mut entry = origin.entry(action, outcome).by(caller).record(id.0);
+    if let Some(patient) = patient {
+        entry = entry.patient(patient);
+    }
+    audit::record(state, with_reason(entry, reason)).await
+}
+
+/// Returns why an allowed access was allowed: `owner` for the record's
+/// owner, the only caller with access in this version.
+// TODO: return the consent grant or break-glass access that lets a
+// non-owner in, once consent exists (docs/audit.md, "Wiring more actions").
+fn access_reason(caller: &Principal, owner: UserId) -> Option<ReasonCode> {
+    (caller.user_id == owner).then_some(ReasonCode::OWNER)
+}
+
+fn with_reason(entry: AuditEntry, reason: Option<ReasonCode>) -> AuditEntry {
+    match reason {
+        Some(reason) => entry.reason(reason),
+        None => entry,
+    }
 }
 
 /// A malformed id gets the same answer as a missing record.
