@@ -34,6 +34,9 @@ impl FromRequest for Authenticated {
             let principal = match state.identity.authenticate(&token).await {
                 Ok(principal) => principal,
                 Err(IdentityError::Unauthenticated) => {
+                    // NOTE: each rejected token costs one serialized audit
+                    // append, and nothing limits how fast a client sends
+                    // them, so a flood slows every audited request.
                     let entry = origin
                         .entry(Action::TokenRejected, Outcome::Denied)
                         .reason(ReasonCode::INVALID_TOKEN);
