@@ -386,12 +386,31 @@ impl EthersLedger {
         if !exists {
             return Ok(None);
         }
+        let block_number = to_u64("block number", block_number)?;
+
+        // The entry does not store its transaction; its RecordAdded event does.
+        let events = self
+            .record_registry
+            .record_added_filter()
+            .topic1(to_h256(anchor_hash))
+            .from_block(block_number)
+            .to_block(block_number);
+        let logs = self
+            .chain
+            .rpc("eth_getLogs", events.query_with_meta())
+            .await
+            .map_err(unavailable)?;
+        let tx_hash = logs
+            .into_iter()
+            .next()
+            .map(|(_, meta)| to_digest(meta.transaction_hash));
 
         Ok(Some(OnChainRecord {
             patient_did,
             record_type,
             timestamp: to_u64("timestamp", timestamp)?,
-            block_number: to_u64("block number", block_number)?,
+            block_number,
+            tx_hash,
         }))
     }
 

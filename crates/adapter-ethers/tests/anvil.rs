@@ -237,6 +237,7 @@ async fn anchored_record_reads_back_exact_fields() {
             record_type: "LAB_RESULT".to_owned(),
             timestamp: 1_767_225_601,
             block_number: 3,
+            tx_hash: Some(anchor.tx_hash),
         }))
     );
     let duplicate = ledger.submit(&LedgerJob::AnchorRecord(anchor_job)).await;

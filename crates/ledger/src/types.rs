@@ -197,6 +197,9 @@ pub struct OnChainRecord {
     pub timestamp: u64,
     /// Block in which the entry was written.
     pub block_number: u64,
+    /// Transaction that wrote the entry, from its `RecordAdded` event;
+    /// `None` if the node no longer serves that log.
+    pub tx_hash: Option<TxHash>,
 }
 
 /// Health of the chain connection.

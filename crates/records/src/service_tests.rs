@@ -382,6 +382,7 @@ fn matching_ledger(stored: &StoredRecord) -> MockLedger {
         record_type: stored.record.record_type.as_str().to_owned(),
         timestamp: stored.record.created_at.timestamp() as u64,
         block_number: 12,
+        tx_hash: Some(sha256(b"tx")),
     };
     let mut ledger = MockLedger::new();
     ledger.expect_transaction_status().returning(|_| {
@@ -522,4 +523,22 @@ async fn verify_of_pending_record_is_not_verified() {
     assert!(!report.verified);
     assert_eq!(outcome_of(&report, "ciphertext"), CheckOutcome::Passed);
     assert_eq!(outcome_of(&report, "anchor_status"), CheckOutcome::Failed);
+}
+
+#[tokio::test]
+async fn verify_rejects_entry_written_by_another_transaction() {
+    let owner = patient(1);
+    let mut stored = anchored(created_record(&owner).await);
+    let ledger = matching_ledger(&stored);
+    // Another record's transaction in the same block: block checks pass.
+    stored.record.anchor.tx_hash = Some(sha256(b"other tx"));
+    let id = stored.record.id;
+
+    let report = service(store_returning(Some(stored)), ledger, MockJobSignal::new())
+        .verify(&owner, id)
+        .await
+        .unwrap();
+
+    assert!(!report.verified);
+    assert_eq!(outcome_of(&report, "chain_entry"), CheckOutcome::Failed);
 }
