@@ -441,3 +441,30 @@ async fn logins_do_not_stall_health_checks() {
     let p95 = latencies[latencies.len() * 95 / 100 - 1];
     assert!(p95 < Duration::from_millis(250), "health p95 was {p95:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_in_login_name_is_invalid_credentials() {
+    let app = TestApp::spawn().await.unwrap();
+    app.register("alice", "alice@example.org", "PATIENT").await;
+
+    let json_login = app
+        .post_json(
+            "/auth/login/json",
+            &json!({"username_or_email": "ali\u{0}ce", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    let form_login = app
+        .client
+        .post(app.url("/auth/login"))
+        .form(&[("username", "al\u{0}ice"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+
+    for response in [json_login, form_login] {
+        let (status, _, body) = problem(response).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["code"], "invalid_credentials");
+    }
+}

@@ -125,11 +125,16 @@ impl IdentityService {
         identifier: &str,
         password: &SecretString,
     ) -> Result<IssuedToken, IdentityError> {
-        let credentials = self
-            .users
-            .find_for_login(&login_key(identifier))
-            .await
-            .map_err(store_error)?;
+        // No stored username or email contains a control character (NUL
+        // cannot even be stored), so such a name goes straight to the decoy.
+        let credentials = if identifier.chars().any(char::is_control) {
+            None
+        } else {
+            self.users
+                .find_for_login(&login_key(identifier))
+                .await
+                .map_err(store_error)?
+        };
         let hash = credentials
             .as_ref()
             .map_or(&self.decoy_hash, |found| &found.password_hash);
@@ -218,11 +223,14 @@ fn parse_full_name(full_name: Option<String>) -> Result<Option<String>, Identity
     if trimmed.is_empty() {
         return Ok(None);
     }
-    if trimmed.chars().count() > MAX_FULL_NAME_CHARS || trimmed.chars().any(char::is_control) {
+    let has_hidden_chars = trimmed
+        .chars()
+        .any(|c| c.is_control() || crate::types::is_invisible_format(c));
+    if trimmed.chars().count() > MAX_FULL_NAME_CHARS || has_hidden_chars {
         return Err(IdentityError::Invalid {
             field: "full_name",
             message: format!(
-                "use at most {MAX_FULL_NAME_CHARS} characters and no control characters"
+                "use at most {MAX_FULL_NAME_CHARS} characters, without control or invisible formatting characters"
             ),
         });
     }
@@ -381,6 +389,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn register_rejects_bidi_override_in_full_name() {
+        let mut mocks = Mocks::new();
+        mocks.users.expect_insert().times(0);
+        let mut request = registration("PATIENT");
+        request.full_name = Some("Alice \u{202E}elpmaxE".into());
+
+        let error = mocks.service().await.register(request).await.unwrap_err();
+
+        assert!(
+            matches!(
+                error,
+                IdentityError::Invalid {
+                    field: "full_name",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn register_maps_duplicate_email() {
         let mut mocks = Mocks::new();
         mocks
@@ -430,6 +459,26 @@ mod tests {
             .service()
             .await
             .login("Nobody@Example.org", &SecretString::from("whatever1"))
+            .await
+            .unwrap_err();
+
+        assert_eq!(error, IdentityError::InvalidCredentials);
+    }
+
+    #[tokio::test]
+    async fn login_name_with_nul_is_not_looked_up() {
+        let mut mocks = Mocks::new();
+        mocks.users.expect_find_for_login().times(0);
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(true));
+
+        let error = mocks
+            .service()
+            .await
+            .login("ali\u{0}ce", &SecretString::from("whatever1"))
             .await
             .unwrap_err();
 

@@ -167,7 +167,7 @@ impl Email {
             && !domain.contains("..");
         let has_bad_chars = normalized
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control());
+            .any(|c| c.is_whitespace() || c.is_control() || is_invisible_format(c));
         if local.is_empty()
             || domain.contains('@')
             || !domain_ok
@@ -193,6 +193,30 @@ impl Email {
     pub fn key(&self) -> String {
         login_key(&self.0)
     }
+}
+
+/// Whether `c` is an invisible Unicode format character (general category
+/// Cf: zero-width spaces and joiners, bidirectional overrides, the byte
+/// order mark, tag characters). They let two different strings display
+/// alike, so identifiers and names must not contain them.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 /// Normalizes a username or email typed at login to the key it is stored
@@ -396,6 +420,17 @@ mod tests {
             "a b@example.org",
             "a@.example.org",
             "a@example..org",
+        ] {
+            assert!(Email::parse(text).is_err(), "{text:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn email_rejects_invisible_format_characters() {
+        for text in [
+            "alice\u{200B}@example.org",
+            "ali\u{202E}ce@example.org",
+            "\u{FEFF}alice@example.org",
         ] {
             assert!(Email::parse(text).is_err(), "{text:?} was accepted");
         }
