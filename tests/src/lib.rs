@@ -158,9 +158,20 @@ impl TestApp {
     /// Starts a second server with the same settings, as an operator's
     /// restart would; the first keeps running.
     pub async fn restart_server(&self) -> anyhow::Result<Running> {
+        self.restart_server_with_master_key([7; 32]).await
+    }
+
+    /// Like [`TestApp::restart_server`], with other master key bytes under
+    /// the same key id.
+    pub async fn restart_server_with_master_key(
+        &self,
+        master: [u8; 32],
+    ) -> anyhow::Result<Running> {
         let mut settings = self.settings.clone();
         settings.server.port = 0;
-        app::start(&settings, test_keys(&self.anvil)).await
+        let mut keys = test_keys(&self.anvil);
+        keys.master = MasterKeyring::new(MasterKey::new(KeyId::new("test-mk"), master), []);
+        app::start(&settings, keys).await
     }
 
     /// The test's own database. Panics for apps started on a database the
@@ -308,6 +319,7 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             port: 0,
             workers: 2,
             max_body_bytes: 1024 * 1024,
+            body_timeout_ms: 30_000,
             cors_allowed_origins: vec!["http://localhost:5173".into()],
         },
         database: DatabaseSettings {

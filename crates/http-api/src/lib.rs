@@ -18,7 +18,7 @@ use actix_cors::Cors;
 use actix_web::dev::Server;
 use actix_web::error::UrlencodedError;
 use actix_web::http::{header, StatusCode};
-use actix_web::middleware::{from_fn, NormalizePath};
+use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use async_trait::async_trait;
 use meditrustal_identity::IdentityService;
@@ -64,11 +64,15 @@ pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// Longest time to receive a request body; a slower client gets 408.
+    pub body_timeout: std::time::Duration,
 }
 
 impl HttpSettings {
     /// Body limit used when no settings are registered (1 MiB).
     pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+    /// Body timeout used when no settings are registered (30 s).
+    pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 }
 
 /// Starts the HTTP server on an already bound listener. The returned
@@ -87,9 +91,12 @@ pub fn server(
             .app_data(state.clone())
             .app_data(settings.clone())
             .app_data(form_config(settings.max_body_bytes))
+            .app_data(query_config())
             .configure(routes)
             .default_service(web::to(not_found))
             .wrap(NormalizePath::trim())
+            // Responses carry personal data; no cache may keep them.
+            .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
             .wrap(cors(&settings.cors_allowed_origins))
             .wrap(from_fn(middleware::request_context))
     })
@@ -163,6 +170,16 @@ fn form_config(limit: usize) -> web::FormConfig {
             other => Problem::invalid_field("form", format!("{other}; send the fields username and password")),
         };
         problem.into()
+    })
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _request| {
+        Problem::invalid_field(
+            "query",
+            format!("{error}; send each query parameter once, with a valid value"),
+        )
+        .into()
     })
 }
 

@@ -20,8 +20,9 @@ use crate::verify::{self, Verification};
 pub struct NewRecordRequest {
     /// Type name in any letter case.
     pub record_type: String,
-    /// Optional metadata; must be a JSON object or null.
-    pub record_metadata: Option<Value>,
+    /// Optional metadata as JSON text, exactly as sent; must be an object
+    /// or null. It is stored as sent, so numbers keep every digit.
+    pub record_metadata: Option<String>,
     /// The content, typically FHIR R4 JSON; stored byte for byte.
     pub raw_data: String,
     /// The owner; defaults to the caller.
@@ -277,37 +278,50 @@ fn parse_limit(limit: Option<u32>) -> Result<u32, RecordError> {
     }
 }
 
-/// Checks metadata and returns its canonical JSON text. Rejects non-objects
-/// and NUL characters, which PostgreSQL text cannot store and which hide
-/// content from readers.
-fn canonical_metadata(metadata: Option<Value>) -> Result<Option<String>, RecordError> {
-    let object = match metadata {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Object(object)) => object,
-        Some(_) => {
+/// Checks metadata JSON text and returns the text to store: the object as
+/// sent, without surrounding whitespace. Rejects non-objects, duplicate
+/// keys, numbers out of range and NUL characters (PostgreSQL text cannot
+/// store NUL, and it hides content from readers).
+fn canonical_metadata(metadata: Option<String>) -> Result<Option<String>, RecordError> {
+    let Some(text) = metadata else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    let value = crate::json::parse_strict(text).map_err(|problem| RecordError::Invalid {
+        field: field_path("record_metadata", &problem.path),
+        message: problem.message,
+    })?;
+    match &value {
+        Value::Null => return Ok(None),
+        Value::Object(_) => {}
+        _ => {
             return Err(RecordError::Invalid {
                 field: "record_metadata".into(),
                 message: "must be a JSON object or null".into(),
             })
         }
-    };
-    let value = Value::Object(object);
+    }
     if let Some(path) = find_nul(&value, "record_metadata") {
         return Err(RecordError::Invalid {
             field: path,
             message: "must not contain NUL (\\u0000) characters".into(),
         });
     }
-
-    let text =
-        serde_json::to_string(&value).map_err(|error| RecordError::Internal(error.to_string()))?;
     if text.len() > MAX_METADATA_BYTES {
         return Err(RecordError::Invalid {
             field: "record_metadata".into(),
             message: format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
         });
     }
-    Ok(Some(text))
+    Ok(Some(text.to_owned()))
+}
+
+fn field_path(root: &str, path: &str) -> String {
+    match path {
+        "" => root.to_owned(),
+        _ if path.starts_with('[') => format!("{root}{path}"),
+        _ => format!("{root}.{path}"),
+    }
 }
 
 fn find_nul(value: &Value, path: &str) -> Option<String> {

@@ -41,6 +41,7 @@ fn doctor(n: u128) -> Principal {
 }
 
 fn request(metadata: Option<serde_json::Value>) -> NewRecordRequest {
+    let metadata = metadata.map(|value| value.to_string());
     NewRecordRequest {
         record_type: "lab_result".into(),
         record_metadata: metadata,

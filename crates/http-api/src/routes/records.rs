@@ -7,7 +7,7 @@ use meditrustal_records::{
     Check, MedicalRecord, NewRecordRequest, PatientSelector, RecordId, Verification,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::auth::Authenticated;
@@ -16,10 +16,12 @@ use crate::problem::Problem;
 use crate::AppState;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateRecordBody {
     record_type: String,
+    /// Kept as raw JSON text so the stored metadata keeps every digit.
     #[serde(default)]
-    record_metadata: Option<Value>,
+    record_metadata: Option<Box<RawValue>>,
     raw_data: String,
     #[serde(default)]
     patient_id: Option<Uuid>,
@@ -57,7 +59,7 @@ struct RecordBody {
     id: String,
     patient_id: String,
     record_type: &'static str,
-    record_metadata: Value,
+    record_metadata: Option<Box<RawValue>>,
     data_hash: String,
     anchor_hash: String,
     /// Hash of the anchoring transaction, once sent.
@@ -71,11 +73,12 @@ struct RecordBody {
 
 impl RecordBody {
     fn new(record: &MedicalRecord, raw_data: Option<String>) -> Self {
+        // Stored text that is not valid JSON (tampered) is shown as null;
+        // verify reports the change.
         let metadata = record
             .metadata_json
-            .as_deref()
-            .and_then(|text| serde_json::from_str(text).ok())
-            .unwrap_or(Value::Null);
+            .clone()
+            .and_then(|text| RawValue::from_string(text).ok());
         Self {
             id: record.id.to_string(),
             patient_id: record.patient_id.to_string(),
@@ -142,7 +145,7 @@ pub async fn create(
     let StrictJson(body) = body;
     let request = NewRecordRequest {
         record_type: body.record_type,
-        record_metadata: body.record_metadata,
+        record_metadata: body.record_metadata.map(|raw| raw.get().to_owned()),
         raw_data: body.raw_data,
         patient_id: body.patient_id,
     };
