@@ -9,14 +9,17 @@ SAMPLE=docs/examples/observation-glucose.json
 user="walk$(date +%s%N | tail -c 9)"
 password="correct horse battery"
 
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+
 fail() { echo "walkthrough failed: $*" >&2; exit 1; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
-status=$(curl -s -o /tmp/walk-register.json -w '%{http_code}' -X POST "$API/auth/register" \
+status=$(curl -s -o $scratch/register.json -w '%{http_code}' -X POST "$API/auth/register" \
   -H 'content-type: application/json' \
   -d "{\"username\":\"$user\",\"email\":\"$user@example.org\",\"password\":\"$password\",\"role\":\"PATIENT\"}")
-[ "$status" = 201 ] || fail "register answered $status: $(cat /tmp/walk-register.json)"
-echo "registered $user as $(field '["did"]' </tmp/walk-register.json)"
+[ "$status" = 201 ] || fail "register answered $status: $(cat $scratch/register.json)"
+echo "registered $user as $(field '["did"]' <$scratch/register.json)"
 
 TOKEN=$(curl -sf -X POST "$API/auth/login/json" -H 'content-type: application/json' \
   -d "{\"username_or_email\":\"$user\",\"password\":\"$password\"}" | field '["access_token"]')

@@ -628,3 +628,28 @@ async fn list_pages_with_link_header_newest_first() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["field"], "limit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_rejects_other_master_key_under_same_id() {
+    let app = TestApp::spawn().await.unwrap();
+    let (_, token) = app.patient("zoe").await;
+    app.create_record(&token, "LAB_RESULT", GLUCOSE).await;
+
+    let error = app
+        .restart_server_with_master_key([8; 32])
+        .await
+        .err()
+        .expect("start must fail with another key");
+    let same = app.restart_server_with_master_key([7; 32]).await;
+
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("master key test-mk is not the key that sealed the data"),
+        "{message}"
+    );
+    assert!(
+        same.is_ok(),
+        "the original key must still start: {:?}",
+        same.err()
+    );
+}

@@ -14,6 +14,7 @@
 
 mod convert;
 mod error;
+mod master_keys;
 mod migrations;
 mod outbox;
 mod pool;
@@ -26,6 +27,7 @@ mod testing;
 mod users;
 
 pub use error::DatabaseError;
+pub use master_keys::{check_master_key, MasterKeyError};
 pub use migrations::{run_migrations, MIGRATIONS};
 pub use outbox::PgOutboxStore;
 pub use pool::{ping, Pool, PoolConfig};

@@ -76,7 +76,21 @@ diesel::table! {
 diesel::joinable!(medical_records -> users (patient_id));
 diesel::joinable!(user_keys -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(medical_records, outbox_jobs, user_keys, users);
+diesel::table! {
+    master_keys (key_id) {
+        key_id -> Text,
+        check_value -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    master_keys,
+    medical_records,
+    outbox_jobs,
+    user_keys,
+    users
+);
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
@@ -135,6 +149,11 @@ mod tests {
         let db = TestDatabase::create().await.unwrap();
         let mut conn = db.connect().unwrap();
         let declared = [
+            (
+                "master_keys",
+                debug_query::<Pg, _>(&master_keys::table.select(master_keys::all_columns))
+                    .to_string(),
+            ),
             (
                 "medical_records",
                 debug_query::<Pg, _>(&medical_records::table.select(medical_records::all_columns))

@@ -14,6 +14,7 @@ use meditrustal_adapter_paseto::{
     BcryptHasher, PasetoTokens, SigningKey, SigningSeed, TokenConfig, TokenKeyId,
 };
 use meditrustal_adapter_postgres::{PgOutboxStore, PgRecordStore, PgUserStore, Pool, PoolConfig};
+use meditrustal_crypto::KeyProvider;
 use meditrustal_http_api::{AppState, ComponentHealth, HttpSettings, ReadinessProbe};
 use meditrustal_identity::IdentityService;
 use meditrustal_ledger::{BackoffPolicy, Ledger, OutboxProcessor};
@@ -93,6 +94,9 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     let ledger: Arc<EthersLedger> =
         Arc::new(EthersLedger::connect(&chain_config, manifest).context("invalid chain settings")?);
     let pool = pool(settings)?;
+    meditrustal_adapter_postgres::check_master_key(&pool, keys.master.current())
+        .await
+        .context("refusing to start")?;
 
     let signal = Arc::new(WorkerSignal(Notify::new()));
     let keyring = Arc::new(keys.master);
@@ -126,6 +130,7 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         max_body_bytes: settings.server.max_body_bytes,
         cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
         workers: settings.server.workers,
+        body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
     };
     let server = meditrustal_http_api::server(listener, state, http)?;
 
