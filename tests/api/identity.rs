@@ -468,3 +468,36 @@ async fn nul_in_login_name_is_invalid_credentials() {
         assert_eq!(body["code"], "invalid_credentials");
     }
 }
+
+/// Unknown users and wrong passwords cost one hash each, so their response
+/// times cannot tell an attacker which accounts exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_and_wrong_password_take_alike_time() {
+    let app = TestApp::spawn_with(|settings| settings.auth.bcrypt_cost = 10)
+        .await
+        .unwrap();
+    app.register("kate", "kate@example.org", "PATIENT").await;
+    let unknown = json!({"username_or_email": "nobody@example.org", "password": PASSWORD});
+    let wrong = json!({"username_or_email": "kate", "password": "wrong password!"});
+
+    let mut unknown_times = Vec::new();
+    let mut wrong_times = Vec::new();
+    // Interleaved, so that load on the machine affects both alike.
+    for _ in 0..11 {
+        for (body, times) in [(&unknown, &mut unknown_times), (&wrong, &mut wrong_times)] {
+            let started = Instant::now();
+            let response = app.post_json("/auth/login/json", body, None).await;
+            times.push(started.elapsed());
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+    unknown_times.sort();
+    wrong_times.sort();
+
+    let (unknown_median, wrong_median) = (unknown_times[5], wrong_times[5]);
+    let gap = unknown_median.abs_diff(wrong_median);
+    assert!(
+        gap < Duration::from_millis(50),
+        "medians {unknown_median:?} and {wrong_median:?}"
+    );
+}
