@@ -303,12 +303,21 @@ async fn expired_and_not_yet_valid_tokens_are_rejected() {
     use meditrustal_adapter_paseto::{
         PasetoTokens, SigningKey, SigningSeed, TokenConfig, TokenKeyId,
     };
-    use meditrustal_identity::{Claims, Role, TokenIssuer, UserId};
+    use meditrustal_identity::{Claims, Role, SessionId, TokenIssuer, UserId};
     use secrecy::ExposeSecret;
 
     let app = TestApp::spawn().await.unwrap();
     let user = app.register("gina", "gina@example.org", "PATIENT").await;
     let user_id = UserId(uuid::Uuid::parse_str(user["id"].as_str().unwrap()).unwrap());
+    // Tokens must name an active session, so borrow the one a login opens.
+    let login_token = app.login("gina").await;
+    let sessions: Value = app
+        .get("/auth/sessions", Some(&login_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let session_id = SessionId(uuid::Uuid::parse_str(sessions[0]["id"].as_str().unwrap()).unwrap());
     // The same key the test server signs with.
     let seed = SigningSeed::from_hex(&"11".repeat(32)).unwrap();
     let issuer = PasetoTokens::new(
@@ -324,6 +333,7 @@ async fn expired_and_not_yet_valid_tokens_are_rejected() {
     let fresh = Claims {
         user_id,
         role: Role::Patient,
+        session_id,
         issued_at: now,
         expires_at: now + chrono::Duration::minutes(5),
     };
