@@ -13,8 +13,8 @@ use zeroize::Zeroizing;
 /// bytes, so a longer password would match the hash of its first 72 bytes.
 pub const MAX_PASSWORD_BYTES: usize = 72;
 
-/// Whether bcrypt can tell this password apart from every other: at most
-/// 72 bytes and no NUL. bcrypt 0.19 appends a NUL and repeats the key
+/// Returns whether bcrypt can tell this password apart from every other:
+/// at most 72 bytes and no NUL. bcrypt 0.19 appends a NUL and repeats the key
 /// cyclically, so `"abcdefgh\0abcdefgh"` expands to the same key as
 /// `"abcdefgh"` and verifies against its hash.
 fn is_distinguishable(password: &str) -> bool {

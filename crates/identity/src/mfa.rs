@@ -25,7 +25,7 @@ pub fn totp_secret_aad(id: UserId) -> Vec<u8> {
     format!("meditrustal.totp-secret.v1:{id}").into_bytes()
 }
 
-/// What enrollment shows the user, once.
+/// Secret and URI that enrollment shows the user, once.
 #[derive(Debug)]
 pub struct TotpEnrollment {
     /// The secret in base32, for typing into an app.

@@ -19,7 +19,7 @@ use crate::types::UserId;
 /// Number of random bytes in every opaque token.
 const RANDOM_BYTES: usize = 32;
 
-/// What an opaque token is for. The prefix keeps tokens of different kinds
+/// Purpose of an opaque token. The prefix keeps tokens of different kinds
 /// apart and lets secret scanners recognise a leaked one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TokenPurpose {
@@ -111,7 +111,7 @@ impl fmt::Debug for OpaqueToken {
 pub struct NewOneTimeToken {
     /// Hash of the token text.
     pub hash: TokenHash,
-    /// What it is for; never [`TokenPurpose::Refresh`], which sessions store.
+    /// Purpose, never [`TokenPurpose::Refresh`]: sessions store those.
     pub purpose: TokenPurpose,
     /// The user it acts for.
     pub user_id: UserId,

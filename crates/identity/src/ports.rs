@@ -170,7 +170,7 @@ pub trait SessionStore: Send + Sync {
 
     /// Spends the presented refresh token and stores its successor, in one
     /// transaction that locks the token, so that of two concurrent uses
-    /// exactly one rotates and the other sees [`RotationOutcome::Reused`].
+    /// exactly one rotates and the other gets [`RotationOutcome::Reused`].
     /// Sets the session's `last_used_at`, `ip` and `expires_at`. Returns
     /// [`RotationOutcome::Rejected`] for an unknown token or a revoked or
     /// expired session. Errors: [`AuthStoreError::Unavailable`].

@@ -298,8 +298,8 @@ fn parse_full_name(full_name: Option<String>) -> Result<Option<String>, Identity
     Ok(Some(trimmed.to_owned()))
 }
 
-/// The keys a credential check counts against: `subject` and, when known,
-/// the client IP.
+/// Lists the keys a credential check counts against: `subject` and, when
+/// known, the client IP.
 fn throttle_keys(subject: ThrottleKey, client: &ClientInfo) -> Vec<ThrottleKey> {
     let mut keys = vec![subject];
     keys.extend(client.ip.map(ThrottleKey::Ip));

@@ -39,7 +39,7 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// What the server knows about the client of a request.
+/// Client details of a request: peer address and user agent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     /// Address of the TCP peer.
@@ -114,7 +114,7 @@ pub struct RefreshRotation {
 pub enum RotationOutcome {
     /// The token was current: it is now spent and its successor stored.
     Rotated(Session),
-    /// The token was already spent: someone holds a copy. The caller
+    /// The token was already spent, so someone has a copy. The caller
     /// revokes the whole session.
     Reused {
         /// The session the token belongs to.

@@ -25,7 +25,7 @@ pub struct ThrottlePolicy {
     pub forget_after: TimeDelta,
     /// First lockout; each further failure doubles it.
     pub base_lockout: TimeDelta,
-    /// Longest lockout.
+    /// Maximum lockout.
     pub max_lockout: TimeDelta,
 }
 
@@ -64,7 +64,7 @@ impl ThrottlePolicy {
     }
 }
 
-/// What failures are counted against.
+/// Subject that failures are counted against.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ThrottleKey {
     /// A login name as typed, after [`crate::login_key`] normalization.

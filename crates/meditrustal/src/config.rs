@@ -130,7 +130,7 @@ pub struct ThrottleSettings {
     pub forget_after_secs: u64,
     /// First lockout, in seconds; each further failure doubles it.
     pub base_lockout_secs: u64,
-    /// Longest lockout, in seconds.
+    /// Maximum lockout, in seconds.
     pub max_lockout_secs: u64,
 }
 

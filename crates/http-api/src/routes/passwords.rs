@@ -22,7 +22,7 @@ use crate::AppState;
 /// queue its messages instead.
 const RESET_REQUEST_FLOOR: Duration = Duration::from_millis(250);
 
-/// The one answer to every well-formed reset request.
+/// Detail of the response to every well-formed reset request.
 const RESET_REQUESTED: &str =
     "If an active account has this email address, a password reset token has been sent to it.";
 

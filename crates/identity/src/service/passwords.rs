@@ -67,10 +67,13 @@ impl IdentityService {
 
     /// Sends a single-use reset token to the address if it belongs to an
     /// active account, and otherwise does nothing. The result is the same
-    /// either way, so callers cannot learn whether an account exists; a
-    /// failed delivery is logged, not returned, for the same reason.
+    /// either way, so callers cannot learn whether an account exists. For
+    /// the same reason a failed delivery is logged, not returned.
     /// Errors: [`IdentityError::Invalid`] for a malformed address,
     /// [`IdentityError::Unavailable`].
+    ///
+    /// TODO: requests are not rate-limited, so anyone can make the server
+    /// send one message per request to a known address.
     pub async fn request_password_reset(&self, email: &str) -> Result<(), IdentityError> {
         let email = Email::parse(email)?;
         let now = Utc::now();

@@ -383,7 +383,7 @@ async fn login_with_confirmed_totp_returns_challenge_not_tokens() {
 }
 
 /// Mocks for the second login step with a valid MFA token and a confirmed
-/// credential; `step_accepted` is what the store says about the code's step.
+/// credential. `step_accepted` is what the store returns for the code's step.
 fn mfa_login_mocks(step_accepted: bool) -> (Mocks, String) {
     let mut mocks = Mocks::new();
     mocks.allow_throttle();
@@ -676,7 +676,7 @@ async fn password_change_ends_every_session_and_starts_one() {
 }
 
 #[tokio::test]
-async fn password_change_rejects_wrong_current_or_weak_new_password() {
+async fn password_change_rejects_invalid_passwords() {
     let cases = [
         (
             false,

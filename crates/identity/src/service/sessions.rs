@@ -12,7 +12,7 @@ use crate::session::{
 };
 use crate::types::{Claims, IssuedToken, User, UserId};
 
-/// How stale `last_used_at` may get before a request writes it again.
+/// Maximum age of `last_used_at` before a request writes it again.
 /// Writing on every request would cost an UPDATE per call.
 pub(super) const TOUCH_INTERVAL: TimeDelta = TimeDelta::seconds(60);
 
@@ -77,7 +77,7 @@ impl IdentityService {
     /// Spends a refresh token and returns a new access token and the next
     /// refresh token of the same session. A token that was spent before
     /// revokes its whole session, because either the owner or a thief
-    /// holds a copy, and the server cannot tell which. Errors:
+    /// has a copy, and the server cannot tell which. Errors:
     /// [`IdentityError::InvalidRefreshToken`] (also for access tokens and
     /// deactivated users), [`IdentityError::Unavailable`].
     pub async fn refresh(

@@ -10,6 +10,11 @@ use crate::throttle::ThrottleKey;
 impl IdentityService {
     /// Fails with [`IdentityError::TooManyAttempts`] while any of `keys`
     /// is locked.
+    ///
+    /// NOTE: checking and counting are separate statements, so attempts
+    /// that passed this check before the limit was reached still finish.
+    /// A burst of concurrent guesses can exceed the limit by the number in
+    /// flight, which the password hasher's concurrency bounds.
     pub(super) async fn check_throttle(
         &self,
         keys: &[ThrottleKey],
@@ -81,7 +86,7 @@ fn seconds_until(now: DateTime<Utc>, until: DateTime<Utc>) -> u64 {
     u64::try_from(millis.div_euclid(1000) + i64::from(millis % 1000 != 0)).unwrap_or(1)
 }
 
-/// Kind of a key for logs; the key itself holds a name or an address,
+/// Kind of a key for logs. The key itself contains a name or an address,
 /// which logs must not contain.
 fn key_kind(key: &ThrottleKey) -> &'static str {
     match key {
