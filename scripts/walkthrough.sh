@@ -47,4 +47,61 @@ same=$(curl -sf "$API/medical-records/$RECORD" -H "authorization: Bearer $TOKEN"
 report=$(curl -sf "$API/medical-records/$RECORD/verify" -H "authorization: Bearer $TOKEN")
 [ "$(echo "$report" | field '["verified"]')" = True ] || fail "verify did not pass: $report"
 echo "verified: tx $(echo "$report" | field '["anchor"]["tx_hash"]') in block $(echo "$report" | field '["anchor"]["block_number"]')"
+
+# Sessions, passwords and two-factor login, as in the README section.
+DB_URL="${MEDITRUSTAL__DATABASE__URL:-postgres://postgres@127.0.0.1:5432/meditrustal}"
+login() { curl -s -X POST "$API/auth/login/json" -H 'content-type: application/json' \
+  -d "{\"username_or_email\":\"$user\",\"password\":\"$1\"}"; }
+post() { curl -s -o /tmp/walk-answer.json -w '%{http_code}' -X POST "$API$1" \
+  -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "${2:-{\}}"; }
+totp() { python3 - "$1" "${2:-0}" <<'PY'
+import base64, hmac, struct, sys, time
+key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
+step = (int(time.time()) + int(sys.argv[2])) // 30
+mac = hmac.new(key, struct.pack(">Q", step), "sha1").digest()
+offset = mac[-1] & 15
+print("%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7fffffff) % 1000000))
+PY
+}
+
+REFRESH=$(login "$password" | field '["refresh_token"]')
+pair=$(curl -sf -X POST "$API/auth/refresh" -H 'content-type: application/json' -d "{\"refresh_token\":\"$REFRESH\"}")
+TOKEN=$(echo "$pair" | field '["access_token"]')
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$API/auth/refresh" \
+  -H 'content-type: application/json' -d "{\"refresh_token\":\"$REFRESH\"}")
+[ "$status" = 401 ] || fail "a spent refresh token answered $status"
+status=$(curl -s -o /dev/null -w '%{http_code}' "$API/users/me" -H "authorization: Bearer $TOKEN")
+[ "$status" = 401 ] || fail "the session survived refresh token reuse ($status)"
+echo "refresh token reuse ended the session"
+
+TOKEN=$(login "$password" | field '["access_token"]')
+count=$(curl -sf "$API/auth/sessions" -H "authorization: Bearer $TOKEN" | field '.__len__()')
+[ "$count" -ge 2 ] || fail "expected at least two active sessions, got $count"
+[ "$(post /auth/logout-all)" = 204 ] || fail "logout-all failed"
+
+TOKEN=$(login "$password" | field '["access_token"]')
+new_password="a brand new passphrase"
+[ "$(post /auth/password "{\"current_password\":\"$password\",\"new_password\":\"$new_password\"}")" = 200 ] \
+  || fail "password change failed: $(cat /tmp/walk-answer.json)"
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$API/auth/password-reset" \
+  -H 'content-type: application/json' -d "{\"email\":\"$user@example.org\"}")
+[ "$status" = 202 ] || fail "password reset request answered $status"
+RESET=$(psql -At "$DB_URL" -c "SELECT body FROM mail_outbox ORDER BY id DESC LIMIT 1" | grep -o 'mtr_reset_[A-Za-z0-9_-]*')
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$API/auth/password-reset/confirm" \
+  -H 'content-type: application/json' -d "{\"token\":\"$RESET\",\"new_password\":\"$password\"}")
+[ "$status" = 204 ] || fail "password reset confirmation answered $status"
+echo "password changed and reset"
+
+TOKEN=$(login "$password" | field '["access_token"]')
+[ "$(post /auth/mfa/totp)" = 200 ] || fail "TOTP enrollment failed: $(cat /tmp/walk-answer.json)"
+SECRET=$(field '["secret"]' </tmp/walk-answer.json)
+[ "$(post /auth/mfa/totp/confirm "{\"code\":\"$(totp "$SECRET")\"}")" = 200 ] \
+  || fail "TOTP confirmation failed: $(cat /tmp/walk-answer.json)"
+RECOVERY=$(field '["recovery_codes"][0]' </tmp/walk-answer.json)
+MFA=$(login "$password" | field '["mfa_token"]')
+TOKEN=$(curl -sf -X POST "$API/auth/login/mfa" -H 'content-type: application/json' \
+  -d "{\"mfa_token\":\"$MFA\",\"code\":\"$(totp "$SECRET" 30)\"}" | field '["access_token"]')
+[ "$(post /auth/mfa/totp/disable "{\"password\":\"$password\",\"recovery_code\":\"$RECOVERY\"}")" = 204 ] \
+  || fail "TOTP disable failed: $(cat /tmp/walk-answer.json)"
+echo "two-factor login passed"
 echo "walkthrough passed"

@@ -14,7 +14,7 @@ use anyhow::Context;
 use meditrustal::app::{self, Running};
 use meditrustal::config::{
     AnchoringSettings, AuthSettings, ChainSettings, CryptoSettings, DatabaseSettings, LogFormat,
-    LogSettings, ServerSettings, Settings,
+    LogSettings, ServerSettings, Settings, ThrottleSettings,
 };
 use meditrustal::keys::Keys;
 use meditrustal_adapter_ethers::testing::{deploy_test_ledger, test_config, AnvilNode};
@@ -249,6 +249,43 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Logs in with `password` and returns the status and JSON body.
+    pub async fn login_with(&self, username_or_email: &str, password: &str) -> (StatusCode, Value) {
+        let response = self
+            .post_json(
+                "/auth/login/json",
+                &json!({"username_or_email": username_or_email, "password": password}),
+                None,
+            )
+            .await;
+        let status = response.status();
+        (status, response.json().await.expect("login JSON"))
+    }
+
+    /// DELETEs an API path.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("request reaches the test server")
+    }
+
+    /// POSTs to an API path without a body.
+    pub async fn post_empty(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.post(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("request reaches the test server")
+    }
+
     /// Registers a patient and returns (user body, token).
     pub async fn patient(&self, name: &str) -> (Value, String) {
         let user = self
@@ -351,6 +388,17 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             max_concurrent_hashes: 0,
             signing_key_id: "test-k1".into(),
             signing_key: None,
+            previous_public_keys: Vec::new(),
+            refresh_token_lifetime_secs: 86_400,
+            password_reset_lifetime_secs: 900,
+            mfa_challenge_lifetime_secs: 300,
+            throttle: ThrottleSettings {
+                account_max_failures: 5,
+                ip_max_failures: 50,
+                forget_after_secs: 900,
+                base_lockout_secs: 30,
+                max_lockout_secs: 900,
+            },
         },
         crypto: CryptoSettings {
             master_key_id: "test-mk".into(),

@@ -1,7 +1,7 @@
 //! Errors of this adapter, and their translation into each port's error.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use meditrustal_identity::{UniqueField, UserStoreError};
+use meditrustal_identity::{AuthStoreError, UniqueField, UserStoreError};
 use meditrustal_ledger::OutboxError;
 use meditrustal_records::RecordStoreError;
 
@@ -88,6 +88,12 @@ impl From<QueryError> for RecordStoreError {
             }
             _ => Self::Unavailable(error.to_string()),
         }
+    }
+}
+
+impl From<QueryError> for AuthStoreError {
+    fn from(error: QueryError) -> Self {
+        Self::Unavailable(error.to_string())
     }
 }
 

@@ -204,4 +204,47 @@ impl UserStore for PgUserStore {
             .await?;
         Ok(credentials)
     }
+
+    async fn find_credentials(
+        &self,
+        id: UserId,
+    ) -> Result<Option<StoredCredentials>, UserStoreError> {
+        let credentials = self
+            .pool
+            .run(move |conn| {
+                let row: Option<(UserRow, String)> = users::table
+                    .find(id.0)
+                    .select((UserRow::as_select(), users::password_hash))
+                    .first(conn)
+                    .optional()?;
+                row.map(|(user, hash)| {
+                    Ok(StoredCredentials {
+                        user: user.into_user()?,
+                        password_hash: PasswordHash(hash),
+                    })
+                })
+                .transpose()
+            })
+            .await?;
+        Ok(credentials)
+    }
+
+    async fn update_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, UserStoreError> {
+        let hash = hash.0.clone();
+        let count = self
+            .pool
+            .run(move |conn| {
+                let count = diesel::update(users::table.find(id.0))
+                    .set((users::password_hash.eq(&hash), users::updated_at.eq(now)))
+                    .execute(conn)?;
+                Ok(count)
+            })
+            .await?;
+        Ok(count == 1)
+    }
 }

@@ -90,6 +90,26 @@ fn request_timeout(timeout: std::time::Duration) -> Problem {
     )
 }
 
+/// A JSON body that may be left out. A request without a body (no
+/// `Content-Length`, or 0, and no `Transfer-Encoding`) yields `None`; any
+/// body present is decoded as strictly as [`StrictJson`].
+pub struct OptionalStrictJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalStrictJson<T> {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+            || declared_length(request).is_some_and(|length| length > 0);
+        if !has_body {
+            return Box::pin(std::future::ready(Ok(Self(None))));
+        }
+        let body = StrictJson::<T>::from_request(request, payload);
+        Box::pin(async move { body.await.map(|StrictJson(value)| Self(Some(value))) })
+    }
+}
+
 fn check_content_type(request: &HttpRequest) -> Result<(), Problem> {
     let value = request
         .headers()

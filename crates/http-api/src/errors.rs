@@ -28,6 +28,49 @@ impl From<IdentityError> for Problem {
                 "The username, email or password is incorrect.",
             ),
             IdentityError::Unauthenticated => Problem::unauthenticated(),
+            IdentityError::InvalidRefreshToken => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_refresh_token",
+                "Invalid refresh token",
+                "The refresh token is invalid, expired, already used or revoked. Log in again.",
+            ),
+            IdentityError::InvalidResetToken => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_reset_token",
+                "Invalid reset token",
+                "The password reset token is invalid, expired or already used. Request a new one.",
+            ),
+            IdentityError::InvalidMfaToken => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_mfa_token",
+                "Invalid MFA token",
+                "The MFA token is invalid, expired or already used. Log in again with your password.",
+            ),
+            IdentityError::InvalidMfaCode => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_mfa_code",
+                "Invalid code",
+                "The code is wrong, expired or already used. Enter the current code from your authenticator app, or an unused recovery code.",
+            ),
+            IdentityError::MfaAlreadyEnabled => Problem::new(
+                StatusCode::CONFLICT,
+                "mfa_already_enabled",
+                "Two-factor authentication already enabled",
+                "Two-factor authentication is already on. Disable it first to enroll a new authenticator.",
+            ),
+            IdentityError::MfaNotEnabled => Problem::new(
+                StatusCode::CONFLICT,
+                "mfa_not_enabled",
+                "Two-factor authentication not enabled",
+                "Two-factor authentication is not in the state this request needs. Start enrollment with POST /auth/mfa/totp, or confirm it first.",
+            ),
+            IdentityError::SessionNotFound => Problem::not_found(
+                "session_not_found",
+                "No active session with this id belongs to you. List your sessions with GET /auth/sessions.",
+            ),
+            IdentityError::TooManyAttempts { retry_after_secs } => {
+                Problem::too_many_attempts(retry_after_secs)
+            }
             IdentityError::Unavailable(cause) => {
                 tracing::error!(error = %cause, "identity store unavailable");
                 Problem::unavailable("The user database is unavailable. Retry in a few seconds.")

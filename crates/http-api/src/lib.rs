@@ -118,6 +118,36 @@ fn routes(config: &mut web::ServiceConfig) {
                 .route("/auth/register", web::post().to(routes::auth::register))
                 .route("/auth/login/json", web::post().to(routes::auth::login_json))
                 .route("/auth/login", web::post().to(routes::auth::login_form))
+                .route("/auth/login/mfa", web::post().to(routes::mfa::login))
+                .route("/auth/refresh", web::post().to(routes::sessions::refresh))
+                .route("/auth/logout", web::post().to(routes::sessions::logout))
+                .route(
+                    "/auth/logout-all",
+                    web::post().to(routes::sessions::logout_all),
+                )
+                .route("/auth/sessions", web::get().to(routes::sessions::list))
+                .route(
+                    "/auth/sessions/{session_id}",
+                    web::delete().to(routes::sessions::revoke),
+                )
+                .route("/auth/password", web::post().to(routes::passwords::change))
+                .route(
+                    "/auth/password-reset",
+                    web::post().to(routes::passwords::request_reset),
+                )
+                .route(
+                    "/auth/password-reset/confirm",
+                    web::post().to(routes::passwords::confirm_reset),
+                )
+                .route("/auth/mfa/totp", web::post().to(routes::mfa::enroll))
+                .route(
+                    "/auth/mfa/totp/confirm",
+                    web::post().to(routes::mfa::confirm),
+                )
+                .route(
+                    "/auth/mfa/totp/disable",
+                    web::post().to(routes::mfa::disable),
+                )
                 .route("/users/me", web::get().to(routes::users::me))
                 .route("/medical-records", web::post().to(routes::records::create))
                 .route(
@@ -152,6 +182,7 @@ fn cors(origins: &[String]) -> Cors {
         .expose_headers([
             header::LINK,
             header::LOCATION,
+            header::RETRY_AFTER,
             header::HeaderName::from_static("x-request-id"),
         ])
         .max_age(3600)

@@ -108,6 +108,32 @@ pub struct AuthSettings {
     pub signing_key_id: String,
     /// Hex Ed25519 seed of the signing key.
     pub signing_key: Option<SecretString>,
+    /// Public keys of retired signing keys whose tokens still verify, each
+    /// as `kid:<64 hex digits>`.
+    pub previous_public_keys: Vec<String>,
+    /// Refresh token lifetime, in seconds; each refresh starts it anew.
+    pub refresh_token_lifetime_secs: u64,
+    /// Password reset token lifetime, in seconds.
+    pub password_reset_lifetime_secs: u64,
+    /// Time allowed for the second login step, in seconds.
+    pub mfa_challenge_lifetime_secs: u64,
+    /// Failed-login limits.
+    pub throttle: ThrottleSettings,
+}
+
+/// Limits on failed logins, second-factor codes and password checks.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ThrottleSettings {
+    /// Failures per login name or user before the first lockout.
+    pub account_max_failures: u32,
+    /// Failures per client IP before the first lockout.
+    pub ip_max_failures: u32,
+    /// Quiet time after which failures are forgotten, in seconds.
+    pub forget_after_secs: u64,
+    /// First lockout, in seconds; each further failure doubles it.
+    pub base_lockout_secs: u64,
+    /// Maximum lockout, in seconds.
+    pub max_lockout_secs: u64,
 }
 
 /// Record encryption settings.
@@ -153,7 +179,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("server.cors_allowed_origins"),
+                    .with_list_parse_key("server.cors_allowed_origins")
+                    .with_list_parse_key("auth.previous_public_keys"),
             )
             .build()?
             .try_deserialize()

@@ -33,6 +33,11 @@ enum Command {
     Serve,
     /// Apply pending database migrations.
     Migrate,
+    /// Print key material that operators carry between configurations.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Deploy the contracts and write the deployment manifest.
     DeployContracts {
         /// Keep the current deployment when its manifest matches the chain.
@@ -42,6 +47,13 @@ enum Command {
         #[arg(long)]
         fund_registrar: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print the public key of the current token signing key as
+    /// kid:<64 hex digits>, the form auth.previous_public_keys takes.
+    TokenPublicKey,
 }
 
 fn main() -> ExitCode {
@@ -89,6 +101,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .await
                 .context("migration failed")?;
             tracing::info!(applied = applied.len(), versions = ?applied, "database migrated");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::TokenPublicKey,
+        } => {
+            let keys = keys::resolve(&settings)?;
+            println!("{}", app::token_public_key(&settings, &keys)?);
             Ok(())
         }
         Command::DeployContracts {

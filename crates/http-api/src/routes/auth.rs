@@ -1,9 +1,10 @@
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpResponse};
-use meditrustal_identity::{IssuedToken, Registration};
+use meditrustal_identity::{LoginOutcome, Registration, TokenPair};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Client;
 use crate::body::StrictJson;
 use crate::problem::Problem;
 use crate::routes::users::UserBody;
@@ -37,7 +38,15 @@ pub struct LoginForm {
 #[derive(Serialize)]
 struct TokenBody<'a> {
     access_token: &'a str,
+    refresh_token: &'a str,
     token_type: &'static str,
+    expires_in: u64,
+}
+
+#[derive(Serialize)]
+struct MfaRequiredBody<'a> {
+    mfa_required: bool,
+    mfa_token: &'a str,
     expires_in: u64,
 }
 
@@ -63,38 +72,58 @@ pub async fn register(
 /// `POST /auth/login/json`
 pub async fn login_json(
     state: web::Data<AppState>,
+    client: Client,
     body: StrictJson<LoginJsonBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
     let password = SecretString::from(body.password);
 
-    let token = state
+    let outcome = state
         .identity
-        .login(&body.username_or_email, &password)
+        .login(&body.username_or_email, &password, &client.0)
         .await?;
 
-    Ok(token_response(&token))
+    Ok(login_response(&outcome))
 }
 
 /// `POST /auth/login`, for clients that send the OAuth2 password form.
 pub async fn login_form(
     state: web::Data<AppState>,
+    client: Client,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, Problem> {
     let form = form.into_inner();
     let password = SecretString::from(form.password);
 
-    let token = state.identity.login(&form.username, &password).await?;
+    let outcome = state
+        .identity
+        .login(&form.username, &password, &client.0)
+        .await?;
 
-    Ok(token_response(&token))
+    Ok(login_response(&outcome))
 }
 
-fn token_response(token: &IssuedToken) -> HttpResponse {
+fn login_response(outcome: &LoginOutcome) -> HttpResponse {
+    match outcome {
+        LoginOutcome::Tokens(tokens) => token_response(tokens),
+        LoginOutcome::MfaRequired(challenge) => HttpResponse::Ok()
+            .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+            .json(MfaRequiredBody {
+                mfa_required: true,
+                mfa_token: challenge.token.expose_secret(),
+                expires_in: challenge.expires_in,
+            }),
+    }
+}
+
+/// 200 with an access and refresh token, never stored by caches.
+pub(crate) fn token_response(tokens: &TokenPair) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .json(TokenBody {
-            access_token: token.token.expose_secret(),
+            access_token: tokens.access.token.expose_secret(),
+            refresh_token: tokens.refresh.expose_secret(),
             token_type: "bearer",
-            expires_in: token.expires_in,
+            expires_in: tokens.access.expires_in,
         })
 }

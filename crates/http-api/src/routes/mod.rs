@@ -3,5 +3,8 @@
 
 pub mod auth;
 pub mod health;
+pub mod mfa;
+pub mod passwords;
 pub mod records;
+pub mod sessions;
 pub mod users;
