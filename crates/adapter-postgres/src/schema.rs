@@ -70,13 +70,61 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        consent_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    consents (id) {
+        id -> Uuid,
+        patient_id -> Uuid,
+        doctor_id -> Uuid,
+        patient_address -> Bytea,
+        doctor_address -> Bytea,
+        access -> Text,
+        scope -> Text,
+        record_types -> Array<Text>,
+        record_ids -> Array<Uuid>,
+        purpose -> Nullable<Text>,
+        scope_hash -> Bytea,
+        expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        grant_signature -> Bytea,
+        grant_status -> Text,
+        grant_tx_hash -> Nullable<Bytea>,
+        grant_block_number -> Nullable<Int8>,
+        grant_anchored_at -> Nullable<Timestamptz>,
+        revoke_signature -> Nullable<Bytea>,
+        revoke_status -> Nullable<Text>,
+        revoke_tx_hash -> Nullable<Bytea>,
+        revoke_block_number -> Nullable<Int8>,
+        revoke_anchored_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    break_glass_events (id) {
+        id -> Uuid,
+        doctor_id -> Uuid,
+        patient_id -> Uuid,
+        reason -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
     }
 }
 
 diesel::joinable!(medical_records -> users (patient_id));
 diesel::joinable!(user_keys -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(medical_records, outbox_jobs, user_keys, users);
+diesel::allow_tables_to_appear_in_same_query!(
+    break_glass_events,
+    consents,
+    medical_records,
+    outbox_jobs,
+    user_keys,
+    users
+);
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
@@ -135,6 +183,17 @@ mod tests {
         let db = TestDatabase::create().await.unwrap();
         let mut conn = db.connect().unwrap();
         let declared = [
+            (
+                "break_glass_events",
+                debug_query::<Pg, _>(
+                    &break_glass_events::table.select(break_glass_events::all_columns),
+                )
+                .to_string(),
+            ),
+            (
+                "consents",
+                debug_query::<Pg, _>(&consents::table.select(consents::all_columns)).to_string(),
+            ),
             (
                 "medical_records",
                 debug_query::<Pg, _>(&medical_records::table.select(medical_records::all_columns))

@@ -56,6 +56,7 @@ impl Stores {
                     let query = ListQuery {
                         patient_id: UserId::random(),
                         record_type: None,
+                        within: None,
                         limit: 10,
                         after: None,
                     };
@@ -170,7 +171,7 @@ async fn stopped_database_fails_fast_and_recovers() {
     let server = PgServer::start();
     let url = SecretString::from(server.url());
     let applied = run_migrations(&url).await.unwrap();
-    assert_eq!(applied.len(), 4, "{applied:?}");
+    assert_eq!(applied.len(), 5, "{applied:?}");
     let stores = Stores::new(small_pool(server.url()));
     let warm = stores.burst(50).await;
     assert_eq!(count(&warm, &Outcome::Ok), 50, "{warm:?}");
