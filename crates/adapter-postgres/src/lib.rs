@@ -1,17 +1,22 @@
 //! Adapter layer: PostgreSQL implementations of the domain store ports
 //! ([`UserStore`](meditrustal_identity::UserStore),
+//! [`UserAdminStore`](meditrustal_identity::UserAdminStore),
 //! [`RecordStore`](meditrustal_records::RecordStore),
+//! [`ConsentStore`](meditrustal_records::ConsentStore),
 //! [`OutboxStore`](meditrustal_ledger::OutboxStore)) with Diesel and a
 //! deadpool connection pool, plus the schema migrations.
 //!
 //! Depends on the domain crates and database libraries only. Stores
 //! translate database errors into each port's error type and do not log;
 //! callers log. Every store writes a row and its outbox job in one
-//! transaction, so a committed user or record always has its chain job.
+//! transaction, so a committed user, record, consent or revocation always
+//! has its chain job.
 //!
 //! With the `testing` feature, [`TestDatabase`] gives each test its own
 //! migrated database.
 
+mod admin;
+mod consents;
 mod convert;
 mod error;
 mod migrations;
@@ -25,6 +30,8 @@ mod test_server;
 mod testing;
 mod users;
 
+pub use admin::PgUserAdminStore;
+pub use consents::PgConsentStore;
 pub use error::DatabaseError;
 pub use migrations::{run_migrations, MIGRATIONS};
 pub use outbox::PgOutboxStore;

@@ -2,18 +2,21 @@
 //!
 //! Holds the registration and login rules and the ports they need
 //! ([`UserStore`], [`PasswordHasher`], [`TokenIssuer`],
-//! [`AccountGenerator`]). Depends on the `crypto` and `ledger` domain
+//! [`AccountGenerator`]), and user administration ([`AdminService`] over
+//! [`UserAdminStore`]). Depends on the `crypto` and `ledger` domain
 //! crates only; no database, web framework or token library.
 
+mod admin;
 mod error;
 mod ports;
 mod service;
 mod types;
 
+pub use admin::{AdminAction, AdminError, AdminService};
 pub use error::IdentityError;
 pub use ports::{
     AccountError, AccountGenerator, CustodialAccount, HashError, PasswordHasher, TokenError,
-    TokenIssuer, UniqueField, UserStore, UserStoreError,
+    TokenIssuer, UniqueField, UserAdminStore, UserStore, UserStoreError,
 };
 pub use service::{IdentityService, Registration};
 pub use types::{
@@ -22,4 +25,6 @@ pub use types::{
 };
 
 #[cfg(feature = "mock")]
-pub use ports::{MockAccountGenerator, MockPasswordHasher, MockTokenIssuer, MockUserStore};
+pub use ports::{
+    MockAccountGenerator, MockPasswordHasher, MockTokenIssuer, MockUserAdminStore, MockUserStore,
+};
