@@ -12,6 +12,7 @@
     reason = "a panic is how a test fails"
 )]
 
+mod consents;
 mod outbox;
 mod pool;
 mod records;
