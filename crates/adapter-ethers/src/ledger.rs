@@ -1,4 +1,4 @@
-//! [`EthersLedger`]: the [`Ledger`] port over the two registry contracts.
+//! [`EthersLedger`]: the [`Ledger`] port over the three registry contracts.
 
 use std::time::Duration;
 
@@ -463,7 +463,7 @@ impl Ledger for EthersLedger {
     }
 
     /// Looks up a sent transaction. A mined transaction that left no log of
-    /// either registry counts as [`TxStatus::Reverted`], because it wrote
+    /// any registry counts as [`TxStatus::Reverted`], because it wrote
     /// nothing (the contracts were gone), so the job has to be sent again.
     async fn transaction_status(&self, tx_hash: &TxHash) -> Result<TxStatus, LedgerError> {
         let hash = to_h256(tx_hash);

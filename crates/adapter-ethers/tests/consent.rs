@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ethers::abi::AbiDecode;
 use ethers::contract::abigen;
 use ethers::providers::Middleware;
-use ethers::signers::{LocalWallet, Signer};
+use ethers::signers::LocalWallet;
 use ethers::types::{H160, H256};
 use meditrustal_adapter_ethers::testing::{deploy_test_ledger, AnvilNode};
 use meditrustal_adapter_ethers::{

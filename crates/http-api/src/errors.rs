@@ -77,8 +77,8 @@ fn forbidden(reason: &str) -> Problem {
     )
 }
 
-/// The one body every denied doctor request gets, whether or not the
-/// record or patient exists. The denial itself is logged for review.
+/// Builds the one body every denied doctor request gets, whether or not the
+/// record or patient exists, and logs the denial for review.
 fn consent_required(denial: &AccessDenial) -> Problem {
     tracing::info!(
         doctor.id = %denial.doctor_id,

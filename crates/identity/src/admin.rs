@@ -24,7 +24,7 @@ pub enum AdminError {
     Invalid {
         /// Name of the field, as the API spells it.
         field: &'static str,
-        /// What is wrong and what is accepted.
+        /// Reason the value is invalid, and what is accepted.
         message: String,
     },
     /// The user store is unreachable. Retry later.

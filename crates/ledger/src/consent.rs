@@ -20,7 +20,7 @@ pub enum ChainAccess {
 }
 
 impl ChainAccess {
-    /// The contract's numeric code for this access level.
+    /// Returns the contract's numeric code for this access level.
     pub const fn code(self) -> u8 {
         match self {
             Self::Read => 1,
@@ -82,7 +82,7 @@ impl ConsentSignature {
         bytes.try_into().ok().map(Self)
     }
 
-    /// The raw 65 bytes.
+    /// Returns the raw 65 bytes.
     pub const fn as_bytes(&self) -> &[u8; 65] {
         &self.0
     }
@@ -121,7 +121,7 @@ impl<'de> Deserialize<'de> for ConsentSignature {
 /// [`crate::LedgerJob::GrantConsent`] job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedGrant {
-    /// What the patient signed.
+    /// Terms the patient signed.
     pub terms: GrantTerms,
     /// The patient's signature of the EIP-712 `Grant` message.
     pub signature: ConsentSignature,
@@ -131,7 +131,7 @@ pub struct SignedGrant {
 /// [`crate::LedgerJob::RevokeConsent`] job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedRevocation {
-    /// What the patient signed.
+    /// Terms the patient signed.
     pub terms: RevokeTerms,
     /// The patient's signature of the EIP-712 `Revoke` message.
     pub signature: ConsentSignature,
@@ -156,8 +156,8 @@ pub struct OnChainConsent {
     pub revoked_block: Option<u64>,
 }
 
-/// The `bytes32` key of a consent on chain: the UUID's 16 bytes followed by
-/// 16 zero bytes.
+/// Returns the `bytes32` key of a consent on chain: the UUID's 16 bytes
+/// followed by 16 zero bytes.
 pub fn consent_key(consent_id: Uuid) -> [u8; 32] {
     let mut key = [0u8; 32];
     key[..16].copy_from_slice(consent_id.as_bytes());

@@ -54,7 +54,7 @@ pub trait Ledger: Send + Sync {
         -> Result<Option<OnChainRecord>, LedgerError>;
 
     /// Reads the consent entry of `consent_id`, or `None` when the chain
-    /// holds none. Errors: [`LedgerError::Unavailable`],
+    /// has none. Errors: [`LedgerError::Unavailable`],
     /// [`LedgerError::ContractsMissing`].
     async fn find_consent(
         &self,

@@ -2,7 +2,7 @@
 //! how a request is checked against it.
 //!
 //! Access is decided on every request from the stored consents and
-//! break-glass events (see [`crate::ConsentStore::access_grants`]); tokens
+//! break-glass events (see [`crate::ConsentStore::access_grants`]). Tokens
 //! carry no access rights, so a revocation applies to the next request.
 
 use std::fmt;
@@ -22,7 +22,7 @@ use crate::types::{MedicalRecord, RecordFilter, RecordId, RecordType};
 pub struct ConsentId(pub Uuid);
 
 impl ConsentId {
-    /// A fresh random id.
+    /// Returns a fresh random id.
     pub fn random() -> Self {
         Self(Uuid::new_v4())
     }
@@ -34,7 +34,7 @@ impl fmt::Display for ConsentId {
     }
 }
 
-/// What a consent allows on the records in its scope.
+/// Access level of a consent on the records in its scope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
@@ -63,7 +63,7 @@ impl Access {
         }
     }
 
-    /// The access level as `ConsentRegistry` stores it.
+    /// Returns the access level as `ConsentRegistry` stores it.
     pub const fn chain_access(self) -> ChainAccess {
         match self {
             Self::Read => ChainAccess::Read,
@@ -71,13 +71,13 @@ impl Access {
         }
     }
 
-    /// Whether a consent with this access allows `needed`.
+    /// Returns whether a consent with this access allows `needed`.
     pub fn allows(self, needed: Access) -> bool {
         self == Self::Write || needed == Self::Read
     }
 }
 
-/// Which of the patient's records a consent covers.
+/// Scope of a consent: the patient's records it covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConsentScope {
     /// Every record, including records created later.
@@ -99,7 +99,7 @@ impl ConsentScope {
         }
     }
 
-    /// Whether the scope contains `record`.
+    /// Returns whether the scope contains `record`.
     pub fn covers(&self, record: &MedicalRecord) -> bool {
         match self {
             Self::AllRecords => true,
@@ -108,8 +108,8 @@ impl ConsentScope {
         }
     }
 
-    /// Whether a new record of `record_type` falls within the scope.
-    /// Record-id scopes never cover a record that does not exist yet.
+    /// Returns whether a new record of `record_type` falls within the
+    /// scope. Record-id scopes never cover a record that does not exist yet.
     pub fn covers_new(&self, record_type: RecordType) -> bool {
         match self {
             Self::AllRecords => true,
@@ -132,11 +132,11 @@ pub struct Consent {
     pub doctor_id: UserId,
     /// The doctor's custodial address.
     pub doctor_address: Address,
-    /// What it allows.
+    /// Access level.
     pub access: Access,
-    /// Which records it covers.
+    /// Records covered.
     pub scope: ConsentScope,
-    /// Why the patient granted it, as they wrote it.
+    /// Reason for the grant, as the patient wrote it.
     pub purpose: Option<String>,
     /// End of validity; `None` for no expiry.
     pub expires_at: Option<DateTime<Utc>>,
@@ -152,7 +152,7 @@ pub struct Consent {
     pub revocation_anchor: Option<AnchorState>,
 }
 
-/// Where a consent stands at a given time.
+/// State of a consent at a given time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConsentStatus {
@@ -176,7 +176,7 @@ impl ConsentStatus {
 }
 
 impl Consent {
-    /// Where the consent stands at `at`.
+    /// Returns the state of the consent at `at`.
     pub fn status(&self, at: DateTime<Utc>) -> ConsentStatus {
         if self.revoked_at.is_some() {
             ConsentStatus::Revoked
@@ -187,8 +187,8 @@ impl Consent {
         }
     }
 
-    /// The hash committing to the scope and purpose, which the patient
-    /// signs and the chain stores.
+    /// Returns the hash committing to the scope and purpose, which the
+    /// patient signs and the chain stores.
     pub fn scope_hash(&self) -> Digest {
         scope_hash(&self.scope, self.purpose.as_deref())
     }
@@ -211,7 +211,7 @@ pub fn scope_hash(scope: &ConsentScope, purpose: Option<&str>) -> Digest {
             parts.extend(ids.iter().map(|id| id.0.as_bytes().to_vec()));
         }
     }
-    // A marker byte tells "no purpose" from an empty one.
+    // A marker byte separates "no purpose" from an empty one.
     match purpose {
         None => parts.push(vec![0]),
         Some(text) => parts.push([&[1u8][..], text.as_bytes()].concat()),
@@ -238,13 +238,13 @@ pub struct BreakGlass {
 }
 
 impl BreakGlass {
-    /// Whether it still grants access at `at`.
+    /// Returns whether it still grants access at `at`.
     pub fn is_active(&self, at: DateTime<Utc>) -> bool {
         at < self.expires_at
     }
 }
 
-/// Why a doctor may access a record.
+/// Basis of a doctor's access to a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessBasis {
     /// A consent of the patient.
@@ -330,7 +330,7 @@ pub struct Party {
     pub is_active: bool,
 }
 
-/// How a request names a user: by id or by custodial address.
+/// Reference to a user in a request: by id or by custodial address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PartyRef {
     /// By user id.

@@ -34,15 +34,15 @@ pub struct GrantRequest {
     pub record_ids: Option<Vec<Uuid>>,
     /// End of validity.
     pub expires_at: Option<DateTime<Utc>>,
-    /// Why the patient grants it.
+    /// Reason the patient gives for the grant.
     pub purpose: Option<String>,
 }
 
 /// Largest number of records one consent may name.
 const MAX_RECORD_IDS: usize = 100;
-/// Longest purpose, in characters.
+/// Maximum length of a purpose, in characters.
 const MAX_PURPOSE_CHARS: usize = 500;
-/// Longest break-glass reason, in characters.
+/// Maximum length of a break-glass reason, in characters.
 const MAX_REASON_CHARS: usize = 1000;
 /// Default and maximum page sizes of break-glass listings.
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -479,7 +479,7 @@ impl ConsentService {
     }
 }
 
-/// The message the patient signs for `consent`.
+/// Builds the message the patient signs for `consent`.
 fn grant_terms(consent: &Consent) -> GrantTerms {
     GrantTerms {
         consent_id: consent.id.0,
@@ -589,7 +589,7 @@ fn parse_limit(limit: Option<u32>) -> Result<u32, ConsentError> {
     }
 }
 
-/// The current time in whole microseconds, as PostgreSQL stores it.
+/// Returns the current time in whole microseconds, as PostgreSQL stores it.
 fn now() -> Result<DateTime<Utc>, ConsentError> {
     Utc::now()
         .duration_trunc(TimeDelta::microseconds(1))

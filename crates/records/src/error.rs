@@ -46,7 +46,7 @@ pub struct AccessDenial {
     pub patient_id: Option<UserId>,
     /// The record concerned, for reads and verifications.
     pub record_id: Option<RecordId>,
-    /// What was asked: `read`, `verify`, `list` or `create`.
+    /// The requested action: `read`, `verify`, `list` or `create`.
     pub action: &'static str,
 }
 
@@ -67,8 +67,8 @@ pub enum ConsentError {
     /// No consent with this id exists that the caller may change or see.
     #[error("consent not found")]
     ConsentNotFound,
-    /// The record does not exist or the caller may not see it; the same
-    /// answer as [`RecordError::NotFound`].
+    /// The record does not exist or the caller may not see it. The
+    /// response is the same as for [`RecordError::NotFound`].
     #[error("record not found")]
     RecordNotFound,
     /// No active patient with this id exists.

@@ -36,4 +36,6 @@ pub use verify::{Check, CheckOutcome, Verification};
 pub use ports::{MockConsentStore, MockJobSignal, MockRecordStore};
 
 #[cfg(test)]
+mod consent_service_tests;
+#[cfg(test)]
 mod service_tests;

@@ -139,7 +139,7 @@ impl RecordService {
         Ok(stored.record)
     }
 
-    /// Lists a patient's records, newest first. A doctor sees only the
+    /// Lists a patient's records, newest first. A doctor gets only the
     /// records that the patient's consents in force cover, or all of them
     /// during break-glass access. Errors: [`RecordError::Forbidden`] for
     /// another patient's list, [`RecordError::AccessDenied`] for a doctor
@@ -228,10 +228,10 @@ impl RecordService {
         Ok(verify::verify_record(&stored, self.keys.as_ref(), self.ledger.as_ref()).await)
     }
 
-    /// Loads a record the caller may read. Patients see their own records
-    /// and get [`RecordError::NotFound`] for any other; doctors need a
-    /// consent or break-glass access and get [`RecordError::AccessDenied`]
-    /// otherwise, whether the record exists or not.
+    /// Loads a record the caller may read. Patients read their own records
+    /// and get [`RecordError::NotFound`] for any other. Doctors need a
+    /// consent or break-glass access, and get [`RecordError::AccessDenied`]
+    /// without one, whether the record exists or not.
     async fn visible_record(
         &self,
         caller: &Principal,
@@ -280,14 +280,15 @@ impl RecordService {
             PatientSelector::Patient(id) if id == caller.user_id => Ok((id, None)),
             PatientSelector::Patient(id) if caller.role == Role::Doctor => {
                 let grants = self.grants(id, caller.user_id).await?;
-                let within = grants.read_filter().ok_or_else(|| {
-                    RecordError::AccessDenied(AccessDenial {
-                        doctor_id: caller.user_id,
-                        patient_id: Some(id),
-                        record_id: None,
-                        action: "list",
-                    })
-                })?;
+                let within =
+                    grants
+                        .read_filter()
+                        .ok_or(RecordError::AccessDenied(AccessDenial {
+                            doctor_id: caller.user_id,
+                            patient_id: Some(id),
+                            record_id: None,
+                            action: "list",
+                        }))?;
                 Ok((id, within))
             }
             PatientSelector::Patient(_) => Err(RecordError::Forbidden(
@@ -296,8 +297,9 @@ impl RecordService {
         }
     }
 
-    /// Who may create a record for whom: a patient for themself, a doctor
-    /// for a patient whose write consent covers the type. Admins never.
+    /// Returns the owner of a new record: the caller if a patient, or the
+    /// named patient if their write consent covers the type for a doctor.
+    /// Admins never create records.
     async fn creation_owner(
         &self,
         caller: &Principal,
@@ -342,8 +344,8 @@ impl RecordService {
     }
 }
 
-/// A patient reads only their own records; admins never read content.
-/// Doctors are checked against consents instead.
+/// Returns whether the caller is the patient who owns the record. Admins
+/// never read content, and doctors are checked against consents instead.
 fn may_read(caller: &Principal, record: &MedicalRecord) -> bool {
     caller.role == Role::Patient && caller.user_id == record.patient_id
 }

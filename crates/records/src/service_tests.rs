@@ -252,7 +252,7 @@ async fn doctor_with_write_consent_creates_for_patient() {
 }
 
 #[tokio::test]
-async fn doctor_without_consent_gets_same_denial_for_missing_record() {
+async fn doctor_denial_same_for_missing_record() {
     let owner = patient(1);
     let stored = created_record(&owner).await;
     let id = stored.record.id;

@@ -66,7 +66,7 @@ impl Fixture {
             access: Access::Read,
             scope,
             purpose: Some("follow-up".into()),
-            expires_at: expires_in.map(|seconds| at(seconds)),
+            expires_at: expires_in.map(at),
             created_at: at(0),
             revoked_at: None,
             grant_signature: ConsentSignature::from_bytes([7; 65]),
@@ -247,7 +247,7 @@ async fn completed_jobs_anchor_grant_and_revocation_separately() {
 }
 
 #[tokio::test]
-async fn owned_records_and_signing_key_belong_to_the_patient() {
+async fn owned_records_and_key_lookup() {
     let fixture = setup().await;
     let mine = stored_record(fixture.patient, RecordType::LabResult, at(0));
     fixture

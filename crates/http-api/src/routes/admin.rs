@@ -60,7 +60,7 @@ fn action_response(action: &AdminAction) -> HttpResponse {
     }))
 }
 
-/// A malformed id gets the same answer as an unknown user.
+/// A malformed id gets the same response as an unknown user.
 fn parse_user_id(text: &str) -> Result<UserId, Problem> {
     Uuid::try_parse(text)
         .map(UserId)
