@@ -216,6 +216,8 @@ impl EthersLedger {
         };
 
         let revert = decode_revert(job, &data);
+        // NOTE: when the grant failed for good, its revocation keeps
+        // retrying at the maximum backoff until an operator fails the job.
         if revert.retry_later {
             return Err(LedgerError::Unavailable(format!(
                 "{}; the call may pass once earlier jobs are mined",

@@ -76,7 +76,14 @@ pub async fn promote(settings: &Settings, username: &str) -> anyhow::Result<User
 /// Reads the new admin's password from [`ADMIN_PASSWORD_ENV`], or else from
 /// the first line of `input` without its line ending.
 pub fn read_password(input: &mut impl BufRead) -> anyhow::Result<SecretString> {
-    if let Ok(password) = std::env::var(ADMIN_PASSWORD_ENV) {
+    password_from(std::env::var(ADMIN_PASSWORD_ENV).ok(), input)
+}
+
+fn password_from(
+    from_env: Option<String>,
+    input: &mut impl BufRead,
+) -> anyhow::Result<SecretString> {
+    if let Some(password) = from_env {
         return Ok(SecretString::from(password));
     }
     let mut line = Zeroizing::new(String::new());
@@ -90,4 +97,41 @@ pub fn read_password(input: &mut impl BufRead) -> anyhow::Result<SecretString> {
         );
     }
     Ok(SecretString::from(password.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn password_comes_from_first_line_of_input() {
+        let mut input = "correct horse battery\r\nsecond line\n".as_bytes();
+
+        let password = password_from(None, &mut input).unwrap();
+
+        assert_eq!(password.expose_secret(), "correct horse battery");
+    }
+
+    #[test]
+    fn environment_password_wins_over_input() {
+        let mut input = "from stdin\n".as_bytes();
+
+        let password = password_from(Some("from env".into()), &mut input).unwrap();
+
+        assert_eq!(password.expose_secret(), "from env");
+    }
+
+    #[test]
+    fn empty_input_is_rejected() {
+        let mut input = "\n".as_bytes();
+
+        let error = password_from(None, &mut input).unwrap_err();
+
+        assert_eq!(
+            error.to_string(),
+            "no password given: set MEDITRUSTAL_ADMIN_PASSWORD or write the password on standard input"
+        );
+    }
 }

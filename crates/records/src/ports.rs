@@ -111,6 +111,8 @@ pub trait ConsentStore: Send + Sync {
     /// Lists the consents a patient granted or a doctor received, newest
     /// first, revoked and expired ones included. Errors:
     /// [`ConsentStoreError::Unavailable`].
+    ///
+    /// NOTE: the list is not paged; it grows with every grant of the party.
     async fn list_consents(&self, party: ConsentParty) -> Result<Vec<Consent>, ConsentStoreError>;
 
     /// Loads what lets `doctor` access `patient`'s records at `at`: the
