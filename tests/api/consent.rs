@@ -153,6 +153,34 @@ async fn revoke_applies_to_next_request_of_old_token() {
     let (_, checked) = status_and_body(app.get(&check_path, Some(&doctor_token)).await).await;
     assert_eq!(checked["has_access"], false);
 
+    // Another patient cannot probe the record, not even with their own
+    // address, and the doctor learns nothing about records that do not
+    // exist.
+    let (other, other_token) = app.patient("amir").await;
+    let probe = app
+        .get(
+            &format!(
+                "/medical-records/{record_id}/check-access/{}",
+                other["blockchain_address"].as_str().unwrap()
+            ),
+            Some(&other_token),
+        )
+        .await;
+    assert_eq!(probe.status(), StatusCode::NOT_FOUND);
+    let (status, missing) = status_and_body(
+        app.get(
+            &format!(
+                "/medical-records/{}/check-access/{doctor_address}",
+                uuid::Uuid::new_v4()
+            ),
+            Some(&doctor_token),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(missing["has_access"], false);
+
     let again = app
         .post_json(
             &format!("/medical-records/{record_id}/revoke-access"),

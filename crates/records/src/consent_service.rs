@@ -243,22 +243,27 @@ impl ConsentService {
 
     /// Tells whether the doctor with `doctor_address` may read the record
     /// now, through a consent or break-glass access. Only the record's
-    /// patient and that doctor may ask. Errors:
-    /// [`ConsentError::RecordNotFound`] for anyone else and for a missing
-    /// record, [`ConsentError::Unavailable`].
+    /// patient and that doctor may ask. That doctor gets `false` for a
+    /// missing record too, so the result reveals no more than a read would.
+    /// Errors: [`ConsentError::RecordNotFound`] for anyone else and for a
+    /// patient's missing record, [`ConsentError::Unavailable`].
     pub async fn check_access(
         &self,
         caller: &Principal,
         record_id: RecordId,
         doctor_address: meditrustal_ledger::Address,
     ) -> Result<bool, ConsentError> {
-        let record = self.find_record(record_id).await?;
         let doctor = self.find_party(PartyRef::Address(doctor_address)).await?;
+        let is_that_doctor = caller.role == Role::Doctor
+            && doctor
+                .as_ref()
+                .is_some_and(|doctor| doctor.id == caller.user_id);
+        let record = match self.find_record(record_id).await {
+            Err(ConsentError::RecordNotFound) if is_that_doctor => return Ok(false),
+            other => other?,
+        };
 
         let is_owner = caller.role == Role::Patient && caller.user_id == record.patient_id;
-        let is_that_doctor = doctor
-            .as_ref()
-            .is_some_and(|doctor| doctor.id == caller.user_id);
         if !is_owner && !is_that_doctor {
             return Err(ConsentError::RecordNotFound);
         }
