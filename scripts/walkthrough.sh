@@ -48,6 +48,38 @@ report=$(curl -sf "$API/medical-records/$RECORD/verify" -H "authorization: Beare
 [ "$(echo "$report" | field '["verified"]')" = True ] || fail "verify did not pass: $report"
 echo "verified: tx $(echo "$report" | field '["anchor"]["tx_hash"]') in block $(echo "$report" | field '["anchor"]["block_number"]')"
 
+# Consent: a doctor reads the record only between grant and revocation.
+doctor="dr$user"
+status=$(curl -s -o /tmp/walk-doctor.json -w '%{http_code}' -X POST "$API/auth/register" \
+  -H 'content-type: application/json' \
+  -d "{\"username\":\"$doctor\",\"email\":\"$doctor@example.org\",\"password\":\"$password\",\"role\":\"DOCTOR\"}")
+[ "$status" = 201 ] || fail "doctor register answered $status: $(cat /tmp/walk-doctor.json)"
+DOCTOR_ADDRESS=$(field '["blockchain_address"]' </tmp/walk-doctor.json)
+DOCTOR_TOKEN=$(curl -sf -X POST "$API/auth/login/json" -H 'content-type: application/json' \
+  -d "{\"username_or_email\":\"$doctor\",\"password\":\"$password\"}" | field '["access_token"]')
+doctor_read() {
+  curl -s -o /dev/null -w '%{http_code}' "$API/medical-records/$RECORD" -H "authorization: Bearer $DOCTOR_TOKEN"
+}
+[ "$(doctor_read)" = 403 ] || fail "the doctor read the record without consent"
+
+granted=$(curl -sf -X POST "$API/medical-records/$RECORD/grant-access" -H "authorization: Bearer $TOKEN" \
+  -H 'content-type: application/json' -d "{\"doctor_address\":\"$DOCTOR_ADDRESS\"}")
+CONSENT=$(echo "$granted" | field '["consent_id"]')
+[ "$(doctor_read)" = 200 ] || fail "the doctor could not read the record after the grant"
+for _ in $(seq 1 100); do
+  grant=$(curl -sf "$API/consents" -H "authorization: Bearer $TOKEN" \
+    | python3 -c "import json,sys; print(next(c for c in json.load(sys.stdin) if c['id'] == '$CONSENT')['grant']['status'])")
+  [ "$grant" = anchored ] && break
+  sleep 0.2
+done
+[ "$grant" = anchored ] || fail "the patient-signed grant was not recorded on chain within 20 s"
+echo "consent $CONSENT granted to $DOCTOR_ADDRESS and recorded on chain"
+
+curl -sf -X POST "$API/medical-records/$RECORD/revoke-access" -H "authorization: Bearer $TOKEN" \
+  -H 'content-type: application/json' -d "{\"doctor_address\":\"$DOCTOR_ADDRESS\"}" >/dev/null
+[ "$(doctor_read)" = 403 ] || fail "the doctor still read the record after the revocation"
+echo "consent revoked; the doctor's next request is refused"
+
 # Sessions, passwords and two-factor login, as in the README section.
 DB_URL="${MEDITRUSTAL__DATABASE__URL:-postgres://postgres@127.0.0.1:5432/meditrustal}"
 login() { curl -s -X POST "$API/auth/login/json" -H 'content-type: application/json' \

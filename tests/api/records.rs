@@ -385,15 +385,28 @@ async fn doctor_without_consent_cannot_create_or_read() {
         .await;
     let (status, body) = status_and_body(create).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["code"], "forbidden");
+    assert_eq!(body["code"], "consent_required");
 
-    let read = app
-        .get(
+    let (read_status, read_body) = status_and_body(
+        app.get(
             &format!("/medical-records/{}", record["id"].as_str().unwrap()),
             Some(&doctor_token),
         )
-        .await;
-    assert_eq!(read.status(), StatusCode::NOT_FOUND);
+        .await,
+    )
+    .await;
+    let (missing_status, missing_body) = status_and_body(
+        app.get(
+            &format!("/medical-records/{}", uuid::Uuid::new_v4()),
+            Some(&doctor_token),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(read_status, StatusCode::FORBIDDEN);
+    assert_eq!(missing_status, StatusCode::FORBIDDEN);
+    assert_eq!(read_body, missing_body);
+    assert_eq!(read_body["code"], "consent_required");
     assert_eq!(count(&app, "SELECT count(*) AS n FROM medical_records"), 1);
 }
 

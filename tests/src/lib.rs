@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use meditrustal::app::{self, Running};
 use meditrustal::config::{
-    AnchoringSettings, AuthSettings, ChainSettings, CryptoSettings, DatabaseSettings, LogFormat,
-    LogSettings, ServerSettings, Settings, ThrottleSettings,
+    AnchoringSettings, AuthSettings, ChainSettings, ConsentSettings, CryptoSettings,
+    DatabaseSettings, LogFormat, LogSettings, ServerSettings, Settings, ThrottleSettings,
 };
 use meditrustal::keys::Keys;
 use meditrustal_adapter_ethers::testing::{deploy_test_ledger, test_config, AnvilNode};
@@ -211,6 +211,23 @@ impl TestApp {
             .expect("request reaches the test server")
     }
 
+    /// DELETEs an API path.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("request reaches the test server")
+    }
+
+    /// The keys the server runs with, for operator commands in tests.
+    pub fn keys(&self) -> Keys {
+        test_keys(&self.anvil)
+    }
+
     /// Registers a user and returns the 201 body.
     pub async fn register(&self, username: &str, email: &str, role: &str) -> Value {
         let response = self
@@ -262,18 +279,6 @@ impl TestApp {
         (status, response.json().await.expect("login JSON"))
     }
 
-    /// DELETEs an API path.
-    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
-        let mut request = self.client.delete(self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request
-            .send()
-            .await
-            .expect("request reaches the test server")
-    }
-
     /// POSTs to an API path without a body.
     pub async fn post_empty(&self, path: &str, token: Option<&str>) -> Response {
         let mut request = self.client.post(self.url(path));
@@ -290,6 +295,15 @@ impl TestApp {
     pub async fn patient(&self, name: &str) -> (Value, String) {
         let user = self
             .register(name, &format!("{name}@example.org"), "PATIENT")
+            .await;
+        let token = self.login(name).await;
+        (user, token)
+    }
+
+    /// Registers a doctor and returns (user body, token).
+    pub async fn doctor(&self, name: &str) -> (Value, String) {
+        let user = self
+            .register(name, &format!("{name}@example.org"), "DOCTOR")
             .await;
         let token = self.login(name).await;
         (user, token)
@@ -403,6 +417,9 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
         crypto: CryptoSettings {
             master_key_id: "test-mk".into(),
             master_key: None,
+        },
+        consent: ConsentSettings {
+            break_glass_secs: 900,
         },
         log: LogSettings {
             format: LogFormat::Pretty,

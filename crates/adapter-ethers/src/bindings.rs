@@ -9,3 +9,4 @@ abigen!(
     MedicalRecordRegistry,
     "../../contracts/out/MedicalRecordRegistry.json"
 );
+abigen!(ConsentRegistry, "../../contracts/out/ConsentRegistry.json");

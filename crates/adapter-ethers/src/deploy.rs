@@ -6,8 +6,8 @@ use ethers::types::{Bytes, U256};
 use meditrustal_crypto::Digest;
 
 use crate::bindings::{
-    MEDICALRECORDREGISTRY_BYTECODE, MEDICALRECORDREGISTRY_DEPLOYED_BYTECODE, USERREGISTRY_BYTECODE,
-    USERREGISTRY_DEPLOYED_BYTECODE,
+    CONSENTREGISTRY_BYTECODE, CONSENTREGISTRY_DEPLOYED_BYTECODE, MEDICALRECORDREGISTRY_BYTECODE,
+    MEDICALRECORDREGISTRY_DEPLOYED_BYTECODE, USERREGISTRY_BYTECODE, USERREGISTRY_DEPLOYED_BYTECODE,
 };
 use crate::config::EthersConfig;
 use crate::convert::{code_hash, to_domain_address, to_h160, u64_of};
@@ -16,9 +16,11 @@ use crate::rpc::{ChainClient, ChainError};
 
 pub(crate) const USER_REGISTRY: &str = "UserRegistry";
 pub(crate) const MEDICAL_RECORD_REGISTRY: &str = "MedicalRecordRegistry";
+pub(crate) const CONSENT_REGISTRY: &str = "ConsentRegistry";
 
-/// Deploys `UserRegistry` and `MedicalRecordRegistry` from the registrar
-/// account, which becomes the only account allowed to write to them, and
+/// Deploys `UserRegistry`, `MedicalRecordRegistry` and `ConsentRegistry`
+/// from the registrar account, which becomes the only account allowed to
+/// write to them, and
 /// returns their manifest. Each deployment waits up to the configured
 /// receipt timeout. Errors: [`DeploymentError::Config`],
 /// [`DeploymentError::Unavailable`], [`DeploymentError::DeployFailed`].
@@ -39,11 +41,14 @@ pub async fn deploy_contracts(
         &MEDICALRECORDREGISTRY_BYTECODE,
     )
     .await?;
+    let (consent_registry, _) =
+        deploy_one(&chain, config, CONSENT_REGISTRY, &CONSENTREGISTRY_BYTECODE).await?;
 
     tracing::info!(
         chain.id = chain_id,
         contract.user_registry = %user_registry.address,
         contract.medical_record_registry = %medical_record_registry.address,
+        contract.consent_registry = %consent_registry.address,
         "contracts deployed"
     );
     Ok(DeploymentManifest {
@@ -53,6 +58,7 @@ pub async fn deploy_contracts(
         contracts: DeployedContracts {
             user_registry,
             medical_record_registry,
+            consent_registry,
         },
     })
 }
@@ -184,6 +190,11 @@ pub async fn check_deployment(
             &manifest.contracts.medical_record_registry,
             &MEDICALRECORDREGISTRY_DEPLOYED_BYTECODE,
         ),
+        (
+            CONSENT_REGISTRY,
+            &manifest.contracts.consent_registry,
+            &CONSENTREGISTRY_DEPLOYED_BYTECODE,
+        ),
     ];
     for (contract, deployment, runtime_code) in built {
         let built_hash = code_hash(runtime_code);
@@ -219,6 +230,7 @@ pub(crate) async fn verify_live_deployment(
             MEDICAL_RECORD_REGISTRY,
             &manifest.contracts.medical_record_registry,
         ),
+        (CONSENT_REGISTRY, &manifest.contracts.consent_registry),
     ];
     for (contract, deployment) in contracts {
         let code = chain

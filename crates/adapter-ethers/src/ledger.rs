@@ -1,4 +1,4 @@
-//! [`EthersLedger`]: the [`Ledger`] port over the two registry contracts.
+//! [`EthersLedger`]: the [`Ledger`] port over the three registry contracts.
 
 use std::time::Duration;
 
@@ -8,21 +8,24 @@ use ethers::contract::{EthEvent, LogMeta};
 use ethers::types::{Bytes, TransactionReceipt, H160, H256, U256};
 use meditrustal_crypto::Digest;
 use meditrustal_ledger::{
-    Address, ChainAnchor, ChainRole, ChainStatus, Ledger, LedgerError, LedgerJob, OnChainRecord,
-    RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
+    Address, ChainAnchor, ChainRole, ChainStatus, Ledger, LedgerError, LedgerJob, OnChainConsent,
+    OnChainRecord, RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
 };
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::bindings::{
-    AddRecordCall, MedicalRecordRegistry, RecordAddedFilter, RegisterUserCall,
+    AddRecordCall, ConsentRegistry, MedicalRecordRegistry, RecordAddedFilter, RegisterUserCall,
     UserRegisteredFilter, UserRegistry,
 };
 use crate::config::{ConfigError, EthersConfig};
 use crate::convert::{to_digest, to_domain_address, to_h160, to_h256, u256_to_u64, u64_of};
 use crate::deploy::verify_live_deployment;
 use crate::manifest::{DeploymentError, DeploymentManifest};
-use crate::revert::{decode_medical_record_registry, decode_user_registry, DecodedRevert};
+use crate::revert::{
+    decode_consent_registry, decode_medical_record_registry, decode_user_registry, DecodedRevert,
+};
 use crate::rpc::{ChainClient, ChainError, HttpProvider};
 
 /// A user entry read back from `UserRegistry`.
@@ -37,13 +40,15 @@ pub struct RegisteredUser {
 }
 
 /// The [`Ledger`] port on an EVM chain through ethers-rs: registers users on
-/// `UserRegistry` and anchors record hashes on `MedicalRecordRegistry`,
-/// sending every transaction from the registrar account.
+/// `UserRegistry`, anchors record hashes on `MedicalRecordRegistry` and
+/// relays patient-signed consents to `ConsentRegistry`, sending every
+/// transaction from the registrar account.
 pub struct EthersLedger {
-    chain: ChainClient,
+    pub(crate) chain: ChainClient,
     manifest: DeploymentManifest,
     user_registry: UserRegistry<HttpProvider>,
     record_registry: MedicalRecordRegistry<HttpProvider>,
+    pub(crate) consent_registry: ConsentRegistry<HttpProvider>,
     receipt_timeout: Duration,
     deployment_check_ttl: Duration,
     /// When [`verify_live_deployment`] last passed. Behind an async mutex so
@@ -53,12 +58,12 @@ pub struct EthersLedger {
 
 /// A job encoded as one contract call, with the event log that proves the
 /// call wrote its entry.
-struct PreparedCall {
-    to: H160,
-    data: Bytes,
-    event_signature: H256,
-    /// First indexed event argument: the account or the record hash.
-    event_key: H256,
+pub(crate) struct PreparedCall {
+    pub(crate) to: H160,
+    pub(crate) data: Bytes,
+    pub(crate) event_signature: H256,
+    /// First indexed event argument: the account, record hash or consent id.
+    pub(crate) event_key: H256,
 }
 
 impl EthersLedger {
@@ -77,6 +82,10 @@ impl EthersLedger {
         );
         let record_registry = MedicalRecordRegistry::new(
             to_h160(&manifest.contracts.medical_record_registry.address),
+            provider.clone(),
+        );
+        let consent_registry = ConsentRegistry::new(
+            to_h160(&manifest.contracts.consent_registry.address),
             provider,
         );
 
@@ -85,6 +94,7 @@ impl EthersLedger {
             manifest,
             user_registry,
             record_registry,
+            consent_registry,
             receipt_timeout: config.receipt_timeout,
             deployment_check_ttl: config.deployment_check_ttl,
             deployment_checked_at: Mutex::new(None),
@@ -187,6 +197,8 @@ impl EthersLedger {
                     event_key: to_h256(&record.anchor_hash),
                 }
             }
+            LedgerJob::GrantConsent(grant) => self.prepare_grant(grant),
+            LedgerJob::RevokeConsent(revocation) => self.prepare_revocation(revocation),
         }
     }
 
@@ -204,6 +216,14 @@ impl EthersLedger {
         };
 
         let revert = decode_revert(job, &data);
+        // NOTE: when the grant failed for good, its revocation keeps
+        // retrying at the maximum backoff until an operator fails the job.
+        if revert.retry_later {
+            return Err(LedgerError::Unavailable(format!(
+                "{}; the call may pass once earlier jobs are mined",
+                revert.description
+            )));
+        }
         if !revert.already_exists {
             return Err(LedgerError::Rejected(revert.description));
         }
@@ -226,6 +246,10 @@ impl EthersLedger {
         match job {
             LedgerJob::RegisterUser(user) => self.find_original_registration(user, revert).await,
             LedgerJob::AnchorRecord(record) => self.find_original_anchor(record, revert).await,
+            LedgerJob::GrantConsent(grant) => self.find_original_grant(grant, revert).await,
+            LedgerJob::RevokeConsent(revocation) => {
+                self.find_original_revocation(revocation, revert).await
+            }
         }
     }
 
@@ -414,9 +438,13 @@ impl EthersLedger {
         }))
     }
 
-    /// Returns whether the receipt contains a log of either registry.
+    /// Returns whether the receipt contains a log of any registry.
     fn touched_registries(&self, receipt: &TransactionReceipt) -> bool {
-        let registries = [self.user_registry.address(), self.record_registry.address()];
+        let registries = [
+            self.user_registry.address(),
+            self.record_registry.address(),
+            self.consent_registry.address(),
+        ];
         receipt
             .logs
             .iter()
@@ -456,7 +484,7 @@ impl Ledger for EthersLedger {
     }
 
     /// Looks up a sent transaction. A mined transaction that left no log of
-    /// either registry counts as [`TxStatus::Reverted`], because it wrote
+    /// any registry counts as [`TxStatus::Reverted`], because it wrote
     /// nothing (the contracts were gone), so the job has to be sent again.
     async fn transaction_status(&self, tx_hash: &TxHash) -> Result<TxStatus, LedgerError> {
         let hash = to_h256(tx_hash);
@@ -493,6 +521,11 @@ impl Ledger for EthersLedger {
         self.read_record(anchor_hash).await
     }
 
+    async fn find_consent(&self, consent_id: Uuid) -> Result<Option<OnChainConsent>, LedgerError> {
+        self.ensure_deployed().await?;
+        self.read_consent(consent_id).await
+    }
+
     async fn status(&self) -> Result<ChainStatus, LedgerError> {
         self.ensure_deployed().await?;
         let block_number = self.chain.block_number().await.map_err(unavailable)?;
@@ -507,6 +540,7 @@ fn decode_revert(job: &LedgerJob, data: &[u8]) -> DecodedRevert {
     match job {
         LedgerJob::RegisterUser(_) => decode_user_registry(data),
         LedgerJob::AnchorRecord(_) => decode_medical_record_registry(data),
+        LedgerJob::GrantConsent(_) | LedgerJob::RevokeConsent(_) => decode_consent_registry(data),
     }
 }
 
@@ -526,7 +560,7 @@ fn wrote_entry(receipt: &TransactionReceipt, call: &PreparedCall) -> bool {
 
 /// Returns the transaction of the first log found, or an error naming the
 /// event that should have been there.
-fn first_anchor<E>(
+pub(crate) fn first_anchor<E>(
     found: Vec<(E, LogMeta)>,
     event: &str,
     key: &str,
@@ -555,6 +589,6 @@ fn to_u64(field: &str, value: U256) -> Result<u64, LedgerError> {
     })
 }
 
-fn unavailable(error: ChainError) -> LedgerError {
+pub(crate) fn unavailable(error: ChainError) -> LedgerError {
     LedgerError::Unavailable(error.describe())
 }

@@ -1,5 +1,5 @@
-//! Adapter layer: the `Ledger` and `AccountGenerator` ports on an EVM chain,
-//! through ethers-rs over plain HTTP JSON-RPC.
+//! Adapter layer: the `Ledger`, `ConsentSigner` and `AccountGenerator` ports
+//! on an EVM chain, through ethers-rs over plain HTTP JSON-RPC.
 //!
 //! Depends on the `ledger`, `identity` and `crypto` domain crates and on
 //! ethers-rs. Only the binary that wires it depends on it, plus tests
@@ -9,6 +9,7 @@
 //! the nonce handling, the EVM version pin and how resent jobs are resolved.
 //!
 //! - [`EthersLedger`] implements [`meditrustal_ledger::Ledger`].
+//! - [`Eip712ConsentSigner`] implements [`meditrustal_ledger::ConsentSigner`].
 //! - [`RandomAccountGenerator`] implements
 //!   [`meditrustal_identity::AccountGenerator`].
 //! - [`deploy_contracts`] and [`check_deployment`] create and verify the
@@ -19,6 +20,7 @@
 mod accounts;
 mod bindings;
 mod config;
+mod consent;
 mod convert;
 mod deploy;
 mod ledger;
@@ -30,6 +32,7 @@ pub mod testing;
 
 pub use accounts::RandomAccountGenerator;
 pub use config::{ConfigError, EthersConfig};
+pub use consent::{Eip712ConsentSigner, DOMAIN_NAME, DOMAIN_VERSION};
 pub use deploy::{check_deployment, deploy_contracts, fund_on_dev_node};
 pub use ledger::{EthersLedger, RegisteredUser};
 pub use manifest::{ContractDeployment, DeployedContracts, DeploymentError, DeploymentManifest};

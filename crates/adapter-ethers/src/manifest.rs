@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
 
-/// Addresses of both deployed contracts and the hash of the code each runs.
+/// Addresses of the deployed contracts and the hash of the code each runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentManifest {
     /// Chain id of the network the contracts were deployed on.
@@ -25,13 +25,15 @@ pub struct DeploymentManifest {
     pub contracts: DeployedContracts,
 }
 
-/// The two contracts of a deployment.
+/// The contracts of a deployment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployedContracts {
     /// The `UserRegistry` contract.
     pub user_registry: ContractDeployment,
     /// The `MedicalRecordRegistry` contract.
     pub medical_record_registry: ContractDeployment,
+    /// The `ConsentRegistry` contract.
+    pub consent_registry: ContractDeployment,
 }
 
 /// One deployed contract.
@@ -222,6 +224,12 @@ mod tests {
                         .unwrap(),
                     code_hash: Digest::from_bytes([0x22; 32]),
                 },
+                consent_registry: ContractDeployment {
+                    address: "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0"
+                        .parse()
+                        .unwrap(),
+                    code_hash: Digest::from_bytes([0x33; 32]),
+                },
             },
         }
     }
@@ -248,6 +256,10 @@ mod tests {
                     "medical_record_registry": {
                         "address": "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512",
                         "code_hash": format!("0x{}", "22".repeat(32)),
+                    },
+                    "consent_registry": {
+                        "address": "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0",
+                        "code_hash": format!("0x{}", "33".repeat(32)),
                     },
                 },
             })

@@ -121,7 +121,7 @@ async fn deploy_writes_manifest_that_passes_check() {
         ledger.status().await,
         Ok(ChainStatus {
             chain_id: ANVIL_CHAIN_ID,
-            block_number: 2
+            block_number: 3
         })
     );
 }
@@ -157,7 +157,7 @@ async fn register_user_is_mined_and_readable() {
 
     let anchor = mined(ledger.submit(&job).await.unwrap());
 
-    assert_eq!(anchor.block_number, 3);
+    assert_eq!(anchor.block_number, 4);
     assert_eq!(
         ledger.transaction_status(&anchor.tx_hash).await,
         Ok(TxStatus::Mined(anchor))
@@ -167,7 +167,7 @@ async fn register_user_is_mined_and_readable() {
         Ok(Some(RegisteredUser {
             did: "did:meditrustal:user7".to_owned(),
             role: ChainRole::Doctor,
-            block_number: 3,
+            block_number: 4,
         }))
     );
     assert_eq!(
@@ -186,9 +186,9 @@ async fn duplicate_registration_returns_original_transaction() {
     let second = ledger.submit(&job).await.unwrap();
 
     assert_eq!(second, first);
-    assert_eq!(mined(second).block_number, 3);
+    assert_eq!(mined(second).block_number, 4);
     let head = node.provider().unwrap().get_block_number().await.unwrap();
-    assert_eq!(head.as_u64(), 3, "the resend must not send a transaction");
+    assert_eq!(head.as_u64(), 4, "the resend must not send a transaction");
 }
 
 #[tokio::test]
@@ -229,14 +229,14 @@ async fn anchored_record_reads_back_exact_fields() {
             .unwrap(),
     );
 
-    assert_eq!(anchor.block_number, 3);
+    assert_eq!(anchor.block_number, 4);
     assert_eq!(
         ledger.find_record(&anchor_job.anchor_hash).await,
         Ok(Some(OnChainRecord {
             patient_did: "did:meditrustal:patient".to_owned(),
             record_type: "LAB_RESULT".to_owned(),
             timestamp: 1_767_225_601,
-            block_number: 3,
+            block_number: 4,
             tx_hash: Some(anchor.tx_hash),
         }))
     );
@@ -308,7 +308,7 @@ async fn unauthorized_sender_is_rejected_with_decoded_error() {
     let head = node.provider().unwrap().get_block_number().await.unwrap();
     assert_eq!(
         head.as_u64(),
-        2,
+        3,
         "a rejected job must not send a transaction"
     );
 }
@@ -337,8 +337,8 @@ async fn concurrent_submits_get_consecutive_nonces() {
         nonces.push(transaction.nonce.as_u64());
     }
     nonces.sort_unstable();
-    // Nonces 0 and 1 went to the two deployments.
-    assert_eq!(nonces, (2..22).collect::<Vec<u64>>());
+    // Nonces 0 to 2 went to the three deployments.
+    assert_eq!(nonces, (3..23).collect::<Vec<u64>>());
     for seed in 100..120 {
         let found = ledger.find_record(&record(seed).anchor_hash).await.unwrap();
         assert_eq!(
@@ -366,11 +366,11 @@ async fn racing_resends_return_first_transaction() {
 
     let first = mined(first.unwrap());
     assert_eq!(mined(second.unwrap()), first);
-    assert_eq!(first.block_number, 3);
+    assert_eq!(first.block_number, 4);
     let block = node
         .provider()
         .unwrap()
-        .get_block(3u64)
+        .get_block(4u64)
         .await
         .unwrap()
         .unwrap();
@@ -394,7 +394,7 @@ async fn nonce_recovers_after_foreign_send() {
         .await
         .unwrap();
 
-    // A second deployment takes nonces 3 and 4 behind the ledger's back.
+    // A second deployment takes nonces 4 to 6 behind the ledger's back.
     deploy_contracts(&test_config(&node)).await.unwrap();
     let anchor = mined(
         ledger
@@ -411,8 +411,8 @@ async fn nonce_recovers_after_foreign_send() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transaction.nonce.as_u64(), 5);
-    assert_eq!(anchor.block_number, 6);
+    assert_eq!(transaction.nonce.as_u64(), 7);
+    assert_eq!(anchor.block_number, 8);
 }
 
 #[tokio::test]
@@ -429,7 +429,7 @@ async fn nonce_recovers_after_chain_reset() {
         .unwrap();
 
     // The fresh chain gets the same contract addresses, but the ledger's
-    // cached nonce (4) is ahead of the registrar's real one (2).
+    // cached nonce (5) is ahead of the registrar's real one (3).
     node.restart().await.unwrap();
     let redeployed = deploy_contracts(&test_config(&node)).await.unwrap();
     assert_eq!(redeployed.contracts, manifest.contracts);
@@ -449,8 +449,8 @@ async fn nonce_recovers_after_chain_reset() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transaction.nonce.as_u64(), 2);
-    assert_eq!(anchor.block_number, 3);
+    assert_eq!(transaction.nonce.as_u64(), 3);
+    assert_eq!(anchor.block_number, 4);
 }
 
 #[tokio::test]
@@ -625,7 +625,7 @@ async fn automine_off_returns_sent_then_mined() {
         ledger.transaction_status(&tx_hash).await,
         Ok(TxStatus::Mined(ChainAnchor {
             tx_hash,
-            block_number: 3
+            block_number: 4
         }))
     );
 }
@@ -654,8 +654,10 @@ fn compile_check_names_a_stale_artifact() {
         "compile.js",
         "UserRegistry.sol",
         "MedicalRecordRegistry.sol",
+        "ConsentRegistry.sol",
         "out/UserRegistry.json",
         "out/MedicalRecordRegistry.json",
+        "out/ConsentRegistry.json",
     ] {
         std::fs::copy(contracts_dir().join(file), copy.join(file)).unwrap();
     }

@@ -3,7 +3,7 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use meditrustal_identity::{AuthStoreError, UniqueField, UserStoreError};
 use meditrustal_ledger::OutboxError;
-use meditrustal_records::RecordStoreError;
+use meditrustal_records::{ConsentStoreError, RecordStoreError};
 
 /// Errors from setting up or reaching the database outside a port call.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -92,6 +92,12 @@ impl From<QueryError> for RecordStoreError {
 }
 
 impl From<QueryError> for AuthStoreError {
+    fn from(error: QueryError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl From<QueryError> for ConsentStoreError {
     fn from(error: QueryError) -> Self {
         Self::Unavailable(error.to_string())
     }

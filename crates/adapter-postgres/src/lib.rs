@@ -1,6 +1,8 @@
 //! Adapter layer: PostgreSQL implementations of the domain store ports
 //! ([`UserStore`](meditrustal_identity::UserStore),
+//! [`UserAdminStore`](meditrustal_identity::UserAdminStore),
 //! [`RecordStore`](meditrustal_records::RecordStore),
+//! [`ConsentStore`](meditrustal_records::ConsentStore),
 //! [`OutboxStore`](meditrustal_ledger::OutboxStore), and the session,
 //! throttle, one-time token and MFA stores of the identity crate) with
 //! Diesel and a deadpool connection pool, plus the schema migrations and
@@ -9,11 +11,14 @@
 //! Depends on the domain crates and database libraries only. Stores
 //! translate database errors into each port's error type and do not log;
 //! callers log. Every store writes a row and its outbox job in one
-//! transaction, so a committed user or record always has its chain job.
+//! transaction, so a committed user, record, consent or revocation always
+//! has its chain job.
 //!
 //! With the `testing` feature, [`TestDatabase`] gives each test its own
 //! migrated database.
 
+mod admin;
+mod consents;
 mod convert;
 mod error;
 mod mail_outbox;
@@ -33,6 +38,8 @@ mod testing;
 mod throttle;
 mod users;
 
+pub use admin::PgUserAdminStore;
+pub use consents::PgConsentStore;
 pub use error::DatabaseError;
 pub use mail_outbox::PgMailOutbox;
 pub use master_keys::{check_master_key, MasterKeyError};

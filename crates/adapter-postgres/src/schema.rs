@@ -70,6 +70,47 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        consent_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    consents (id) {
+        id -> Uuid,
+        patient_id -> Uuid,
+        doctor_id -> Uuid,
+        patient_address -> Bytea,
+        doctor_address -> Bytea,
+        access -> Text,
+        scope -> Text,
+        record_types -> Array<Text>,
+        record_ids -> Array<Uuid>,
+        purpose -> Nullable<Text>,
+        scope_hash -> Bytea,
+        expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        grant_signature -> Bytea,
+        grant_status -> Text,
+        grant_tx_hash -> Nullable<Bytea>,
+        grant_block_number -> Nullable<Int8>,
+        grant_anchored_at -> Nullable<Timestamptz>,
+        revoke_signature -> Nullable<Bytea>,
+        revoke_status -> Nullable<Text>,
+        revoke_tx_hash -> Nullable<Bytea>,
+        revoke_block_number -> Nullable<Int8>,
+        revoke_anchored_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    break_glass_events (id) {
+        id -> Uuid,
+        doctor_id -> Uuid,
+        patient_id -> Uuid,
+        reason -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
     }
 }
 
@@ -164,6 +205,8 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    break_glass_events,
+    consents,
     master_keys,
     medical_records,
     outbox_jobs,
@@ -229,6 +272,17 @@ mod tests {
         let db = TestDatabase::create().await.unwrap();
         let mut conn = db.connect().unwrap();
         let declared = [
+            (
+                "break_glass_events",
+                debug_query::<Pg, _>(
+                    &break_glass_events::table.select(break_glass_events::all_columns),
+                )
+                .to_string(),
+            ),
+            (
+                "consents",
+                debug_query::<Pg, _>(&consents::table.select(consents::all_columns)).to_string(),
+            ),
             (
                 "login_throttle",
                 debug_query::<Pg, _>(&login_throttle::table.select(login_throttle::all_columns))

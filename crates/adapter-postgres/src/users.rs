@@ -57,9 +57,11 @@ struct NewUserKeyRow {
     ciphertext: Vec<u8>,
 }
 
+/// The columns of a [`User`]: everything but the password hash and the
+/// chain registration state.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
-struct UserRow {
+pub(crate) struct UserRow {
     id: Uuid,
     username: String,
     email: String,
@@ -73,7 +75,7 @@ struct UserRow {
 }
 
 impl UserRow {
-    fn into_user(self) -> Result<User, QueryError> {
+    pub(crate) fn into_user(self) -> Result<User, QueryError> {
         let id = UserId(self.id);
         let role = Role::parse(&self.role)
             .ok_or_else(|| convert::invalid("users", id, "role", "has an unknown value"))?;

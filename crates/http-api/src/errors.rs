@@ -3,8 +3,8 @@
 //! 5xx responses are logged here, once; bodies stay generic.
 
 use actix_web::http::StatusCode;
-use meditrustal_identity::IdentityError;
-use meditrustal_records::RecordError;
+use meditrustal_identity::{AdminError, IdentityError};
+use meditrustal_records::{AccessDenial, ConsentError, RecordError};
 
 use crate::problem::Problem;
 
@@ -91,9 +91,8 @@ impl From<RecordError> for Problem {
                 "record_not_found",
                 "No record with this id exists that you may see. Check the id.",
             ),
-            RecordError::Forbidden(reason) => {
-                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", format!("Not allowed: {reason}."))
-            }
+            RecordError::Forbidden(reason) => forbidden(&reason),
+            RecordError::AccessDenied(denial) => consent_required(&denial),
             RecordError::Integrity => Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "integrity_check_failed",
@@ -107,6 +106,87 @@ impl From<RecordError> for Problem {
             RecordError::Internal(cause) => {
                 tracing::error!(error = %cause, "record operation failed");
                 Problem::internal()
+            }
+        }
+    }
+}
+
+fn forbidden(reason: &str) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "Forbidden",
+        format!("Not allowed: {reason}."),
+    )
+}
+
+/// Builds the one body every denied doctor request gets, whether or not the
+/// record or patient exists, and logs the denial for review.
+fn consent_required(denial: &AccessDenial) -> Problem {
+    tracing::info!(
+        doctor.id = %denial.doctor_id,
+        patient.id = denial.patient_id.map(|id| id.to_string()),
+        record.id = denial.record_id.map(|id| id.to_string()),
+        action = denial.action,
+        "doctor access denied"
+    );
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "consent_required",
+        "Consent required",
+        "No consent of the patient allows this request. Ask the patient to grant access; in an emergency, open break-glass access.",
+    )
+}
+
+impl From<ConsentError> for Problem {
+    fn from(error: ConsentError) -> Self {
+        match error {
+            ConsentError::Invalid { field, message } => Problem::invalid_field(field, message),
+            ConsentError::Forbidden(reason) => forbidden(&reason),
+            ConsentError::ConsentNotFound => Problem::not_found(
+                "consent_not_found",
+                "No consent in force with this id or for this doctor exists among your consents. List them with GET /consents.",
+            ),
+            ConsentError::RecordNotFound => RecordError::NotFound.into(),
+            ConsentError::PatientNotFound => Problem::not_found(
+                "patient_not_found",
+                "No active patient has this id. Check the id.",
+            ),
+            ConsentError::AlreadyRevoked => Problem::new(
+                StatusCode::CONFLICT,
+                "consent_already_revoked",
+                "Already revoked",
+                "This consent was revoked before; nothing changed.",
+            ),
+            ConsentError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "consent store unavailable");
+                Problem::unavailable("The consent database is unavailable. Retry in a few seconds.")
+            }
+            ConsentError::Internal(cause) => {
+                tracing::error!(error = %cause, "consent operation failed");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<AdminError> for Problem {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::Forbidden => forbidden("only admins may use this route"),
+            AdminError::UserNotFound => {
+                Problem::not_found("user_not_found", "No user has this id. Check the id.")
+            }
+            AdminError::SelfDeactivation => Problem::new(
+                StatusCode::CONFLICT,
+                "cannot_deactivate_self",
+                "Cannot deactivate yourself",
+                "Admins cannot deactivate their own account; ask another admin.",
+            ),
+            AdminError::Invalid { field, message } => Problem::invalid_field(field, message),
+            AdminError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "user store unavailable");
+                Problem::unavailable("The user database is unavailable. Retry in a few seconds.")
             }
         }
     }

@@ -21,8 +21,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use async_trait::async_trait;
-use meditrustal_identity::IdentityService;
-use meditrustal_records::RecordService;
+use meditrustal_identity::{AdminService, IdentityService};
+use meditrustal_records::{ConsentService, RecordService};
 
 use crate::problem::Problem;
 
@@ -51,6 +51,10 @@ pub struct AppState {
     pub identity: Arc<IdentityService>,
     /// Medical records.
     pub records: Arc<RecordService>,
+    /// Consents and break-glass access.
+    pub consents: Arc<ConsentService>,
+    /// User administration.
+    pub admin: Arc<AdminService>,
     /// Dependency checks.
     pub readiness: Arc<dyn ReadinessProbe>,
 }
@@ -165,7 +169,50 @@ fn routes(config: &mut web::ServiceConfig) {
                 .route(
                     "/medical-records/{record_id}/verify",
                     web::get().to(routes::records::verify),
-                ),
+                )
+                .configure(consent_routes)
+                .configure(admin_routes),
+        );
+}
+
+fn consent_routes(config: &mut web::ServiceConfig) {
+    config
+        .route(
+            "/medical-records/patient/{patient_id}/break-glass",
+            web::post().to(routes::break_glass::open),
+        )
+        .route(
+            "/medical-records/{record_id}/grant-access",
+            web::post().to(routes::consents::grant_access),
+        )
+        .route(
+            "/medical-records/{record_id}/revoke-access",
+            web::post().to(routes::consents::revoke_access),
+        )
+        .route(
+            "/medical-records/{record_id}/check-access/{doctor_address}",
+            web::get().to(routes::consents::check_access),
+        )
+        .route("/consents", web::post().to(routes::consents::create))
+        .route("/consents", web::get().to(routes::consents::list))
+        .route("/consents/{id}", web::delete().to(routes::consents::revoke))
+        .route("/break-glass", web::get().to(routes::break_glass::list));
+}
+
+fn admin_routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/admin/users", web::get().to(routes::admin::list_users))
+        .route(
+            "/admin/users/{id}/deactivate",
+            web::post().to(routes::admin::deactivate),
+        )
+        .route(
+            "/admin/users/{id}/reactivate",
+            web::post().to(routes::admin::reactivate),
+        )
+        .route(
+            "/admin/break-glass",
+            web::get().to(routes::break_glass::review),
         );
 }
 

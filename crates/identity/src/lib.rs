@@ -3,10 +3,12 @@
 //! Holds the registration, login, session, password and second-factor
 //! rules and the ports they need ([`UserStore`], [`PasswordHasher`],
 //! [`TokenIssuer`], [`AccountGenerator`], [`SessionStore`],
-//! [`LoginThrottle`], [`OneTimeTokenStore`], [`MfaStore`], [`Notifier`]).
+//! [`LoginThrottle`], [`OneTimeTokenStore`], [`MfaStore`], [`Notifier`]),
+//! and user administration ([`AdminService`] over [`UserAdminStore`]).
 //! Depends on the `crypto` and `ledger` domain crates only; no database,
 //! web framework or token library.
 
+mod admin;
 mod error;
 mod mfa;
 mod opaque;
@@ -18,6 +20,7 @@ mod throttle;
 pub mod totp;
 mod types;
 
+pub use admin::{AdminAction, AdminError, AdminService};
 pub use error::IdentityError;
 pub use mfa::{totp_secret_aad, MfaCode, StoredTotp, TotpEnrollment};
 pub use opaque::{
@@ -26,7 +29,7 @@ pub use opaque::{
 pub use ports::{
     AccountError, AccountGenerator, AuthStoreError, CustodialAccount, HashError, LoginThrottle,
     MfaStore, Notification, Notifier, NotifyError, OneTimeTokenStore, PasswordHasher, SessionStore,
-    TokenError, TokenIssuer, UniqueField, UserStore, UserStoreError,
+    TokenError, TokenIssuer, UniqueField, UserAdminStore, UserStore, UserStoreError,
 };
 pub use service::{IdentityService, Registration, SecurityPorts};
 pub use session::{
@@ -42,5 +45,5 @@ pub use types::{
 #[cfg(feature = "mock")]
 pub use ports::{
     MockAccountGenerator, MockLoginThrottle, MockMfaStore, MockNotifier, MockOneTimeTokenStore,
-    MockPasswordHasher, MockSessionStore, MockTokenIssuer, MockUserStore,
+    MockPasswordHasher, MockSessionStore, MockTokenIssuer, MockUserAdminStore, MockUserStore,
 };

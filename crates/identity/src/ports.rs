@@ -10,7 +10,7 @@ use crate::mfa::StoredTotp;
 use crate::opaque::{NewOneTimeToken, OneTimeToken, TokenHash, TokenPurpose};
 use crate::session::{NewSession, RefreshRotation, RotationOutcome, Session, SessionId};
 use crate::types::{
-    Claims, Email, IssuedToken, NewUser, PasswordHash, StoredCredentials, User, UserId,
+    Claims, Email, IssuedToken, NewUser, PasswordHash, Role, StoredCredentials, User, UserId,
 };
 
 /// The unique user field a registration collided on.
@@ -84,6 +84,29 @@ pub trait UserStore: Send + Sync {
         hash: &PasswordHash,
         now: DateTime<Utc>,
     ) -> Result<bool, UserStoreError>;
+}
+
+/// Account administration: listing users, changing their status and role.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait UserAdminStore: Send + Sync {
+    /// Lists users oldest first (by `created_at`, then id), skipping
+    /// `offset`, at most `limit`. Errors: [`UserStoreError::Unavailable`].
+    async fn list_users(&self, limit: u32, offset: u64) -> Result<Vec<User>, UserStoreError>;
+
+    /// Sets whether the user may sign in and returns the updated user, or
+    /// `None` when no user has this id. Errors:
+    /// [`UserStoreError::Unavailable`].
+    async fn set_active(&self, id: UserId, active: bool) -> Result<Option<User>, UserStoreError>;
+
+    /// Sets the role of the user whose lowercase username is
+    /// `username_key` and returns the updated user, or `None` when there is
+    /// none. Errors: [`UserStoreError::Unavailable`].
+    async fn set_role(
+        &self,
+        username_key: &str,
+        role: Role,
+    ) -> Result<Option<User>, UserStoreError>;
 }
 
 /// Error from hashing or verifying a password.

@@ -105,9 +105,20 @@ impl IdentityService {
     /// job. Errors: [`IdentityError::Invalid`] (also for role ADMIN),
     /// [`IdentityError::AlreadyExists`], [`IdentityError::Unavailable`].
     pub async fn register(&self, request: Registration) -> Result<User, IdentityError> {
+        let role = parse_self_service_role(&request.role)?;
+        self.register_as(request, role).await
+    }
+
+    /// Creates an admin account, for the operator's `meditrustal admin
+    /// create` command; the request's role is ignored. The API never calls
+    /// this. Errors: as for [`IdentityService::register`].
+    pub async fn create_admin(&self, request: Registration) -> Result<User, IdentityError> {
+        self.register_as(request, Role::Admin).await
+    }
+
+    async fn register_as(&self, request: Registration, role: Role) -> Result<User, IdentityError> {
         let username = Username::parse(&request.username)?;
         let email = Email::parse(&request.email)?;
-        let role = parse_self_service_role(&request.role)?;
         let full_name = parse_full_name(request.full_name)?;
         let password = Password::parse(request.password)?;
         password_policy::check_context(

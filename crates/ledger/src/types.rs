@@ -6,6 +6,8 @@ use meditrustal_crypto::Digest;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::consent::{SignedGrant, SignedRevocation};
+
 /// An Ethereum account address, spelled `0x`-prefixed lowercase hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Address([u8; 20]);
@@ -130,6 +132,10 @@ pub enum LedgerJob {
     RegisterUser(UserRegistration),
     /// Anchor a record hash on `MedicalRecordRegistry`.
     AnchorRecord(RecordAnchor),
+    /// Record a patient-signed consent on `ConsentRegistry`.
+    GrantConsent(SignedGrant),
+    /// Record a patient-signed revocation on `ConsentRegistry`.
+    RevokeConsent(SignedRevocation),
 }
 
 impl LedgerJob {
@@ -138,6 +144,8 @@ impl LedgerJob {
         match self {
             Self::RegisterUser(_) => "register_user",
             Self::AnchorRecord(_) => "anchor_record",
+            Self::GrantConsent(_) => "grant_consent",
+            Self::RevokeConsent(_) => "revoke_consent",
         }
     }
 }

@@ -8,20 +8,23 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use meditrustal_adapter_ethers::{
-    check_deployment, DeploymentManifest, EthersConfig, EthersLedger, RandomAccountGenerator,
+    check_deployment, DeploymentManifest, Eip712ConsentSigner, EthersConfig, EthersLedger,
+    RandomAccountGenerator,
 };
 use meditrustal_adapter_paseto::{
     BcryptHasher, PasetoTokens, SigningKey, SigningSeed, TokenConfig, TokenKeyId, VerifyingKey,
 };
 use meditrustal_adapter_postgres::{
-    PgLoginThrottle, PgMailOutbox, PgMfaStore, PgOneTimeTokenStore, PgOutboxStore, PgRecordStore,
-    PgSessionStore, PgUserStore, Pool, PoolConfig,
+    PgConsentStore, PgLoginThrottle, PgMailOutbox, PgMfaStore, PgOneTimeTokenStore, PgOutboxStore,
+    PgRecordStore, PgSessionStore, PgUserAdminStore, PgUserStore, Pool, PoolConfig,
 };
 use meditrustal_crypto::KeyProvider;
 use meditrustal_http_api::{AppState, ComponentHealth, HttpSettings, ReadinessProbe};
-use meditrustal_identity::{IdentityService, SecurityPolicy, SecurityPorts, ThrottlePolicy};
+use meditrustal_identity::{
+    AdminService, IdentityService, SecurityPolicy, SecurityPorts, ThrottlePolicy,
+};
 use meditrustal_ledger::{BackoffPolicy, Ledger, OutboxProcessor};
-use meditrustal_records::{JobSignal, RecordService};
+use meditrustal_records::{ConsentService, JobSignal, RecordService};
 use secrecy::ExposeSecret;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -105,12 +108,24 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     let keyring = Arc::new(keys.master);
     let identity =
         identity_service(settings, &keys.signing_key, pool.clone(), keyring.clone()).await?;
+    let record_store = Arc::new(PgRecordStore::new(pool.clone()));
+    let consent_store = Arc::new(PgConsentStore::new(pool.clone()));
     let records = RecordService::new(
-        Arc::new(PgRecordStore::new(pool.clone())),
+        record_store.clone(),
+        consent_store.clone(),
         ledger.clone(),
-        keyring,
+        keyring.clone(),
         signal.clone(),
     );
+    let consents = ConsentService::new(
+        consent_store,
+        record_store,
+        keyring,
+        Arc::new(Eip712ConsentSigner::for_manifest(ledger.manifest())),
+        signal.clone(),
+        break_glass_duration(settings)?,
+    );
+    let admin = AdminService::new(Arc::new(PgUserAdminStore::new(pool.clone())));
     let readiness = Arc::new(Readiness {
         pool: pool.clone(),
         ledger: ledger.clone(),
@@ -127,6 +142,8 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     let state = AppState {
         identity: Arc::new(identity),
         records: Arc::new(records),
+        consents: Arc::new(consents),
+        admin: Arc::new(admin),
         readiness,
     };
     let http = HttpSettings {
@@ -155,7 +172,20 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     })
 }
 
-async fn identity_service(
+fn break_glass_duration(settings: &Settings) -> anyhow::Result<chrono::TimeDelta> {
+    let seconds = settings.consent.break_glass_secs;
+    i64::try_from(seconds)
+        .ok()
+        .filter(|seconds| *seconds > 0)
+        .and_then(chrono::TimeDelta::try_seconds)
+        .with_context(|| {
+            format!("invalid consent.break_glass_secs {seconds}: use a positive number of seconds")
+        })
+}
+
+/// Builds the identity service with its PostgreSQL, bcrypt, PASETO and key
+/// adapters.
+pub async fn identity_service(
     settings: &Settings,
     signing_key: &secrecy::SecretString,
     pool: Pool,

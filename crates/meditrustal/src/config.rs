@@ -25,6 +25,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Record encryption.
     pub crypto: CryptoSettings,
+    /// Consent and emergency access.
+    pub consent: ConsentSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -143,6 +145,13 @@ pub struct CryptoSettings {
     pub master_key_id: String,
     /// Hex 256-bit master key.
     pub master_key: Option<SecretString>,
+}
+
+/// Consent and emergency access settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ConsentSettings {
+    /// How long a break-glass access lasts, in seconds.
+    pub break_glass_secs: u64,
 }
 
 /// Log output format.

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use meditrustal::app;
 use meditrustal::config::Settings;
 use meditrustal::keys;
+use meditrustal::operator::{self, NewAdmin};
 use meditrustal_adapter_ethers::{check_deployment, deploy_contracts, DeploymentManifest};
 
 #[derive(Parser)]
@@ -46,6 +47,34 @@ enum Command {
         /// Give the registrar test ether first (local anvil nodes only).
         #[arg(long)]
         fund_registrar: bool,
+    },
+    /// Create or promote admin accounts; the API never does.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin account. The password is read from the environment
+    /// variable MEDITRUSTAL_ADMIN_PASSWORD, or else from the first line of
+    /// standard input.
+    Create {
+        /// Username: 3 to 32 ASCII letters, digits, '.', '_' or '-'.
+        #[arg(long)]
+        username: String,
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        full_name: Option<String>,
+    },
+    /// Make an existing user an admin.
+    Promote {
+        /// The user's username, in any letter case.
+        username: String,
     },
 }
 
@@ -114,7 +143,36 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if_needed,
             fund_registrar,
         } => deploy(&settings, if_needed, fund_registrar).await,
+        Command::Admin { command } => admin(&settings, command).await,
     }
+}
+
+async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
+    let user = match command {
+        AdminCommand::Create {
+            username,
+            email,
+            full_name,
+        } => {
+            let password = operator::read_password(&mut std::io::stdin().lock())?;
+            let keys = keys::resolve(settings)?;
+            let admin = NewAdmin {
+                username,
+                email,
+                full_name,
+                password,
+            };
+            operator::create_admin(settings, keys, admin).await?
+        }
+        AdminCommand::Promote { username } => operator::promote(settings, &username).await?,
+    };
+    println!(
+        "{} ({}) is an admin; id {}",
+        user.username.as_str(),
+        user.email.as_str(),
+        user.id
+    );
+    Ok(())
 }
 
 async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> anyhow::Result<()> {
@@ -123,8 +181,13 @@ async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> a
     let path = settings.manifest_path();
 
     if if_needed && path.exists() {
-        let manifest = DeploymentManifest::load(&path)?;
-        match check_deployment(&config, &manifest).await {
+        // A manifest from before a contract was added does not load; it is
+        // replaced like one that does not match the chain.
+        let checked = match DeploymentManifest::load(&path) {
+            Ok(manifest) => check_deployment(&config, &manifest).await,
+            Err(error) => Err(error),
+        };
+        match checked {
             Ok(()) => {
                 tracing::info!(manifest = %path.display(), "deployment matches the chain; nothing to deploy");
                 return Ok(());
@@ -149,6 +212,7 @@ async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> a
         chain_id = manifest.chain_id,
         user_registry = %manifest.contracts.user_registry.address,
         medical_record_registry = %manifest.contracts.medical_record_registry.address,
+        consent_registry = %manifest.contracts.consent_registry.address,
         "contracts deployed"
     );
     Ok(())

@@ -13,6 +13,7 @@
 )]
 
 mod auth_stores;
+mod consents;
 mod outbox;
 mod pool;
 mod records;

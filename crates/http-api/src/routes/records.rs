@@ -35,7 +35,7 @@ pub struct ListParams {
 }
 
 #[derive(Serialize)]
-struct AnchorBody {
+pub(crate) struct AnchorBody {
     status: &'static str,
     tx_hash: Option<String>,
     block_number: Option<u64>,
@@ -279,7 +279,7 @@ pub async fn verify(
 }
 
 /// A malformed id gets the same answer as a missing record.
-fn parse_record_id(text: &str) -> Result<RecordId, Problem> {
+pub(crate) fn parse_record_id(text: &str) -> Result<RecordId, Problem> {
     Uuid::try_parse(text)
         .map(RecordId)
         .map_err(|_| meditrustal_records::RecordError::NotFound.into())
