@@ -6,12 +6,13 @@ SHELL := /bin/bash
 DOMAIN_CRATES := meditrustal-identity meditrustal-records meditrustal-crypto meditrustal-ledger meditrustal-audit
 FORBIDDEN_IN_DOMAIN := diesel actix-web ethers pasetors deadpool-diesel
 
-.PHONY: help tools db run test lint fmt check-artifacts check-layers build smoke
+.PHONY: help tools db run test lint fmt check-artifacts check-layers build smoke clean-data
 
 help:
 	@echo "make run    install what is missing, start anvil and PostgreSQL, migrate, deploy, serve on 127.0.0.1:8080"
 	@echo "make test   formatting, clippy, layer check, contract artifacts, all tests (PostgreSQL + anvil)"
 	@echo "make lint   formatting and clippy only"
+	@echo "make clean-data   delete data/ and the meditrustal database (stop the server first)"
 
 tools:
 	@scripts/ensure-tools.sh
@@ -24,6 +25,11 @@ build: tools
 
 run: tools db
 	@scripts/run.sh
+
+# Deletes the local state of `make run` and its database, which belong together.
+clean-data:
+	rm -rf data
+	psql postgres://postgres@127.0.0.1:5432/postgres -qc 'DROP DATABASE IF EXISTS meditrustal WITH (FORCE)'
 
 fmt:
 	cargo fmt --all

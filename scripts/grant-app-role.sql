@@ -10,7 +10,13 @@
 --   CREATE ROLE meditrustal_app LOGIN PASSWORD '...';
 -- and point MEDITRUSTAL__DATABASE__URL of the server at it.
 GRANT USAGE ON SCHEMA public TO meditrustal_app;
-GRANT SELECT, INSERT, UPDATE ON users, user_keys, medical_records, outbox_jobs, audit_anchors
+GRANT SELECT, INSERT, UPDATE ON users, user_keys, medical_records, outbox_jobs, audit_anchors,
+    consents, break_glass_events, sessions, refresh_tokens, mail_outbox, master_keys
     TO meditrustal_app;
-GRANT USAGE ON SEQUENCE outbox_jobs_id_seq TO meditrustal_app;
+-- The stores delete spent one-time tokens, replaced recovery codes, a
+-- disabled TOTP credential and cleared login throttle counters.
+GRANT SELECT, INSERT, UPDATE, DELETE
+    ON one_time_tokens, totp_credentials, recovery_codes, login_throttle
+    TO meditrustal_app;
+GRANT USAGE ON SEQUENCE outbox_jobs_id_seq, mail_outbox_id_seq TO meditrustal_app;
 GRANT SELECT, INSERT ON audit_events TO meditrustal_app;

@@ -33,7 +33,7 @@ if [ -z "${MEDITRUSTAL__CHAIN__RPC_URL:-}" ]; then
   else
     echo "starting anvil on 127.0.0.1:$port with state in $data_dir/anvil/state.json" >&2
     "$anvil" --host 127.0.0.1 --port "$port" --state "$data_dir/anvil/state.json" \
-      --state-interval 5 >"$data_dir/anvil/anvil.log" 2>&1 &
+      --state-interval 1 >"$data_dir/anvil/anvil.log" 2>&1 &
     anvil_pid=$!
     for _ in $(seq 1 100); do
       rpc_answers "$MEDITRUSTAL__CHAIN__RPC_URL" && break

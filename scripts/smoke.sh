@@ -62,7 +62,7 @@ case "$verified" in
   *) echo "no audit head was anchored within 10 s: $verified" >&2; exit 1 ;;
 esac
 
-if grep -q -e "correct horse battery" -e "v4.public." "$data_dir/run.log"; then
+if grep -q -e "correct horse battery" -e "v4.public." -e "mtr_rt_" -e "mtr_reset_" -e "mtr_mfa_" "$data_dir/run.log"; then
   echo "the server log contains a password or token" >&2
   exit 1
 fi

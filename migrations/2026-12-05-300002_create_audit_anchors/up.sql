@@ -22,20 +22,11 @@ CREATE TABLE audit_anchors (
 );
 
 -- Outbox jobs of kind anchor_audit_head name their audit_anchors row.
+-- The kind and target constraints that admit them are replaced in
+-- 2026-12-05-400001_outbox_all_job_kinds, together with the consent kinds,
+-- because a database that already holds consent jobs would reject a
+-- constraint written here without them.
 ALTER TABLE outbox_jobs
     ADD COLUMN audit_anchor_seq bigint NULL REFERENCES audit_anchors (seq);
-ALTER TABLE outbox_jobs DROP CONSTRAINT outbox_jobs_kind_check;
-ALTER TABLE outbox_jobs ADD CONSTRAINT outbox_jobs_kind_check
-    CHECK (kind IN ('register_user', 'anchor_record', 'anchor_audit_head'));
-ALTER TABLE outbox_jobs DROP CONSTRAINT outbox_jobs_target_matches_kind;
--- Each kind names exactly its own target row.
-ALTER TABLE outbox_jobs ADD CONSTRAINT outbox_jobs_target_matches_kind CHECK (
-    (kind = 'anchor_record' AND record_id IS NOT NULL AND user_id IS NULL
-        AND audit_anchor_seq IS NULL)
-    OR (kind = 'register_user' AND user_id IS NOT NULL AND record_id IS NULL
-        AND audit_anchor_seq IS NULL)
-    OR (kind = 'anchor_audit_head' AND audit_anchor_seq IS NOT NULL AND record_id IS NULL
-        AND user_id IS NULL)
-);
 CREATE INDEX outbox_jobs_audit_anchor_seq_idx
     ON outbox_jobs (audit_anchor_seq) WHERE audit_anchor_seq IS NOT NULL;

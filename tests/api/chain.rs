@@ -46,6 +46,11 @@ async fn records_created_while_chain_is_down_are_anchored_later() {
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let detail = ready.text().await.unwrap();
+    assert!(
+        !detail.contains("127.0.0.1"),
+        "readiness leaks the node address: {detail}"
+    );
 
     app.anvil.restart().await.unwrap();
     let id = created["id"].as_str().unwrap();

@@ -303,12 +303,21 @@ async fn expired_and_not_yet_valid_tokens_are_rejected() {
     use meditrustal_adapter_paseto::{
         PasetoTokens, SigningKey, SigningSeed, TokenConfig, TokenKeyId,
     };
-    use meditrustal_identity::{Claims, Role, TokenIssuer, UserId};
+    use meditrustal_identity::{Claims, Role, SessionId, TokenIssuer, UserId};
     use secrecy::ExposeSecret;
 
     let app = TestApp::spawn().await.unwrap();
     let user = app.register("gina", "gina@example.org", "PATIENT").await;
     let user_id = UserId(uuid::Uuid::parse_str(user["id"].as_str().unwrap()).unwrap());
+    // Tokens must name an active session, so borrow the one a login opens.
+    let login_token = app.login("gina").await;
+    let sessions: Value = app
+        .get("/auth/sessions", Some(&login_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let session_id = SessionId(uuid::Uuid::parse_str(sessions[0]["id"].as_str().unwrap()).unwrap());
     // The same key the test server signs with.
     let seed = SigningSeed::from_hex(&"11".repeat(32)).unwrap();
     let issuer = PasetoTokens::new(
@@ -324,6 +333,7 @@ async fn expired_and_not_yet_valid_tokens_are_rejected() {
     let fresh = Claims {
         user_id,
         role: Role::Patient,
+        session_id,
         issued_at: now,
         expires_at: now + chrono::Duration::minutes(5),
     };
@@ -440,4 +450,69 @@ async fn logins_do_not_stall_health_checks() {
     latencies.sort();
     let p95 = latencies[latencies.len() * 95 / 100 - 1];
     assert!(p95 < Duration::from_millis(250), "health p95 was {p95:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_in_login_name_is_invalid_credentials() {
+    let app = TestApp::spawn().await.unwrap();
+    app.register("alice", "alice@example.org", "PATIENT").await;
+
+    let json_login = app
+        .post_json(
+            "/auth/login/json",
+            &json!({"username_or_email": "ali\u{0}ce", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    let form_login = app
+        .client
+        .post(app.url("/auth/login"))
+        .form(&[("username", "al\u{0}ice"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+
+    for response in [json_login, form_login] {
+        let (status, _, body) = problem(response).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["code"], "invalid_credentials");
+    }
+}
+
+/// Unknown users and wrong passwords cost one hash each, so their response
+/// times cannot tell an attacker which accounts exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_and_wrong_password_take_alike_time() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.auth.bcrypt_cost = 10;
+        // 22 failures from one address would otherwise be locked out.
+        settings.auth.throttle.account_max_failures = 1000;
+        settings.auth.throttle.ip_max_failures = 1000;
+    })
+    .await
+    .unwrap();
+    app.register("kate", "kate@example.org", "PATIENT").await;
+    let unknown = json!({"username_or_email": "nobody@example.org", "password": PASSWORD});
+    let wrong = json!({"username_or_email": "kate", "password": "wrong password!"});
+
+    let mut unknown_times = Vec::new();
+    let mut wrong_times = Vec::new();
+    // Interleaved, so that load on the machine affects both alike.
+    for _ in 0..11 {
+        for (body, times) in [(&unknown, &mut unknown_times), (&wrong, &mut wrong_times)] {
+            let started = Instant::now();
+            let response = app.post_json("/auth/login/json", body, None).await;
+            times.push(started.elapsed());
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+    unknown_times.sort();
+    wrong_times.sort();
+
+    let (unknown_median, wrong_median) = (unknown_times[5], wrong_times[5]);
+    let gap = unknown_median.abs_diff(wrong_median);
+    assert!(
+        gap < Duration::from_millis(50),
+        "medians {unknown_median:?} and {wrong_median:?}"
+    );
 }

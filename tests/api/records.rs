@@ -385,15 +385,28 @@ async fn doctor_without_consent_cannot_create_or_read() {
         .await;
     let (status, body) = status_and_body(create).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["code"], "forbidden");
+    assert_eq!(body["code"], "consent_required");
 
-    let read = app
-        .get(
+    let (read_status, read_body) = status_and_body(
+        app.get(
             &format!("/medical-records/{}", record["id"].as_str().unwrap()),
             Some(&doctor_token),
         )
-        .await;
-    assert_eq!(read.status(), StatusCode::NOT_FOUND);
+        .await,
+    )
+    .await;
+    let (missing_status, missing_body) = status_and_body(
+        app.get(
+            &format!("/medical-records/{}", uuid::Uuid::new_v4()),
+            Some(&doctor_token),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(read_status, StatusCode::FORBIDDEN);
+    assert_eq!(missing_status, StatusCode::FORBIDDEN);
+    assert_eq!(read_body, missing_body);
+    assert_eq!(read_body["code"], "consent_required");
     assert_eq!(count(&app, "SELECT count(*) AS n FROM medical_records"), 1);
 }
 
@@ -627,4 +640,29 @@ async fn list_pages_with_link_header_newest_first() {
     let (status, body) = status_and_body(bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["field"], "limit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_rejects_other_master_key_under_same_id() {
+    let app = TestApp::spawn().await.unwrap();
+    let (_, token) = app.patient("zoe").await;
+    app.create_record(&token, "LAB_RESULT", GLUCOSE).await;
+
+    let error = app
+        .restart_server_with_master_key([8; 32])
+        .await
+        .err()
+        .expect("start must fail with another key");
+    let same = app.restart_server_with_master_key([7; 32]).await;
+
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("master key test-mk is not the key that sealed the data"),
+        "{message}"
+    );
+    assert!(
+        same.is_ok(),
+        "the original key must still start: {:?}",
+        same.err()
+    );
 }

@@ -322,3 +322,113 @@ async fn health_endpoints_report_dependencies() {
         json!({"status": "ready", "components": [{"name": "database", "ready": true}, {"name": "chain", "ready": true}]})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_are_not_cached() {
+    let app = TestApp::spawn().await.unwrap();
+    let (_, token) = app.patient("uri").await;
+
+    for path in ["/users/me", "/medical-records/patient/me"] {
+        let response = app.get(path, Some(&token)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_query_strings_get_problem_json() {
+    let app = TestApp::spawn().await.unwrap();
+    let (_, token) = app.patient("vic").await;
+
+    let response = app
+        .get("/medical-records/patient/me?limit=1&limit=2", Some(&token))
+        .await;
+    let body = expect_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["field"], "query");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_record_fields_are_rejected() {
+    let app = TestApp::spawn().await.unwrap();
+    let (_, token) = app.patient("wes").await;
+
+    let response = app
+        .post_json(
+            "/medical-records",
+            &json!({"record_type": "DIAGNOSIS", "raw_data": "note", "created_at": "2000-01-01T00:00:00Z"}),
+            Some(&token),
+        )
+        .await;
+
+    let body = expect_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["field"], "created_at");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_is_stored_as_sent() {
+    let app = TestApp::spawn().await.unwrap();
+    let (_, token) = app.patient("xia").await;
+    let body = r#"{"record_type":"LAB_RESULT","raw_data":"note","record_metadata":{"ratio":1.00065022141624642,"big":18446744073709551616}}"#;
+
+    let response = app
+        .client
+        .post(app.url("/medical-records"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+
+    let read = app
+        .get(&format!("/medical-records/{id}"), Some(&token))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        read.contains(
+            r#""record_metadata":{"ratio":1.00065022141624642,"big":18446744073709551616}"#
+        ),
+        "{read}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_body_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|settings| settings.server.body_timeout_ms = 1000)
+        .await
+        .unwrap();
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"user")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+
+    assert!(read.is_ok(), "the server kept the stalled request open");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+}

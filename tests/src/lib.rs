@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use meditrustal::app::{self, Running};
 use meditrustal::config::{
-    AnchoringSettings, AuditSettings, AuthSettings, ChainSettings, CryptoSettings,
-    DatabaseSettings, LogFormat, LogSettings, ServerSettings, Settings,
+    AnchoringSettings, AuditSettings, AuthSettings, ChainSettings, ConsentSettings, CryptoSettings,
+    DatabaseSettings, LogFormat, LogSettings, ServerSettings, Settings, ThrottleSettings,
 };
 use meditrustal::keys::Keys;
 use meditrustal_adapter_ethers::testing::{deploy_test_ledger, test_config, AnvilNode};
@@ -158,9 +158,20 @@ impl TestApp {
     /// Starts a second server with the same settings, as an operator's
     /// restart would; the first keeps running.
     pub async fn restart_server(&self) -> anyhow::Result<Running> {
+        self.restart_server_with_master_key([7; 32]).await
+    }
+
+    /// Like [`TestApp::restart_server`], with other master key bytes under
+    /// the same key id.
+    pub async fn restart_server_with_master_key(
+        &self,
+        master: [u8; 32],
+    ) -> anyhow::Result<Running> {
         let mut settings = self.settings.clone();
         settings.server.port = 0;
-        app::start(&settings, test_keys(&self.anvil)).await
+        let mut keys = test_keys(&self.anvil);
+        keys.master = MasterKeyring::new(MasterKey::new(KeyId::new("test-mk"), master), []);
+        app::start(&settings, keys).await
     }
 
     /// The test's own database. Panics for apps started on a database the
@@ -198,6 +209,23 @@ impl TestApp {
             .send()
             .await
             .expect("request reaches the test server")
+    }
+
+    /// DELETEs an API path.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("request reaches the test server")
+    }
+
+    /// The keys the server runs with, for operator commands in tests.
+    pub fn keys(&self) -> Keys {
+        test_keys(&self.anvil)
     }
 
     /// Registers a user and returns the 201 body.
@@ -238,10 +266,44 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Logs in with `password` and returns the status and JSON body.
+    pub async fn login_with(&self, username_or_email: &str, password: &str) -> (StatusCode, Value) {
+        let response = self
+            .post_json(
+                "/auth/login/json",
+                &json!({"username_or_email": username_or_email, "password": password}),
+                None,
+            )
+            .await;
+        let status = response.status();
+        (status, response.json().await.expect("login JSON"))
+    }
+
+    /// POSTs to an API path without a body.
+    pub async fn post_empty(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.post(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("request reaches the test server")
+    }
+
     /// Registers a patient and returns (user body, token).
     pub async fn patient(&self, name: &str) -> (Value, String) {
         let user = self
             .register(name, &format!("{name}@example.org"), "PATIENT")
+            .await;
+        let token = self.login(name).await;
+        (user, token)
+    }
+
+    /// Registers a doctor and returns (user body, token).
+    pub async fn doctor(&self, name: &str) -> (Value, String) {
+        let user = self
+            .register(name, &format!("{name}@example.org"), "DOCTOR")
             .await;
         let token = self.login(name).await;
         (user, token)
@@ -308,6 +370,7 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             port: 0,
             workers: 2,
             max_body_bytes: 1024 * 1024,
+            body_timeout_ms: 30_000,
             cors_allowed_origins: vec!["http://localhost:5173".into()],
             trusted_proxies: Vec::new(),
         },
@@ -340,6 +403,17 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             max_concurrent_hashes: 0,
             signing_key_id: "test-k1".into(),
             signing_key: None,
+            previous_public_keys: Vec::new(),
+            refresh_token_lifetime_secs: 86_400,
+            password_reset_lifetime_secs: 900,
+            mfa_challenge_lifetime_secs: 300,
+            throttle: ThrottleSettings {
+                account_max_failures: 5,
+                ip_max_failures: 50,
+                forget_after_secs: 900,
+                base_lockout_secs: 30,
+                max_lockout_secs: 900,
+            },
         },
         crypto: CryptoSettings {
             master_key_id: "test-mk".into(),
@@ -347,6 +421,9 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
         },
         audit: AuditSettings {
             anchor_interval_ms: 60_000,
+        },
+        consent: ConsentSettings {
+            break_glass_secs: 900,
         },
         log: LogSettings {
             format: LogFormat::Pretty,

@@ -9,6 +9,7 @@ abigen!(
     MedicalRecordRegistry,
     "../../contracts/out/MedicalRecordRegistry.json"
 );
+abigen!(ConsentRegistry, "../../contracts/out/ConsentRegistry.json");
 abigen!(
     AuditAnchorRegistry,
     "../../contracts/out/AuditAnchorRegistry.json"

@@ -6,9 +6,9 @@ use ethers::types::{Bytes, U256};
 use meditrustal_crypto::Digest;
 
 use crate::bindings::{
-    AUDITANCHORREGISTRY_BYTECODE, AUDITANCHORREGISTRY_DEPLOYED_BYTECODE,
-    MEDICALRECORDREGISTRY_BYTECODE, MEDICALRECORDREGISTRY_DEPLOYED_BYTECODE, USERREGISTRY_BYTECODE,
-    USERREGISTRY_DEPLOYED_BYTECODE,
+    AUDITANCHORREGISTRY_BYTECODE, AUDITANCHORREGISTRY_DEPLOYED_BYTECODE, CONSENTREGISTRY_BYTECODE,
+    CONSENTREGISTRY_DEPLOYED_BYTECODE, MEDICALRECORDREGISTRY_BYTECODE,
+    MEDICALRECORDREGISTRY_DEPLOYED_BYTECODE, USERREGISTRY_BYTECODE, USERREGISTRY_DEPLOYED_BYTECODE,
 };
 use crate::config::EthersConfig;
 use crate::convert::{code_hash, to_domain_address, to_h160, u64_of};
@@ -17,11 +17,13 @@ use crate::rpc::{ChainClient, ChainError};
 
 pub(crate) const USER_REGISTRY: &str = "UserRegistry";
 pub(crate) const MEDICAL_RECORD_REGISTRY: &str = "MedicalRecordRegistry";
+pub(crate) const CONSENT_REGISTRY: &str = "ConsentRegistry";
 pub(crate) const AUDIT_ANCHOR_REGISTRY: &str = "AuditAnchorRegistry";
 
-/// Deploys `UserRegistry`, `MedicalRecordRegistry` and `AuditAnchorRegistry`
-/// from the registrar account, which becomes the only account allowed to
-/// write to them, and returns their manifest. Each deployment waits up to the configured
+/// Deploys `UserRegistry`, `MedicalRecordRegistry`, `ConsentRegistry` and
+/// `AuditAnchorRegistry`, in this order, from the registrar account, which
+/// becomes the only account allowed to write to them, and returns their
+/// manifest. Each deployment waits up to the configured
 /// receipt timeout. Errors: [`DeploymentError::Config`],
 /// [`DeploymentError::Unavailable`], [`DeploymentError::DeployFailed`].
 #[tracing::instrument(skip_all)]
@@ -41,6 +43,8 @@ pub async fn deploy_contracts(
         &MEDICALRECORDREGISTRY_BYTECODE,
     )
     .await?;
+    let (consent_registry, _) =
+        deploy_one(&chain, config, CONSENT_REGISTRY, &CONSENTREGISTRY_BYTECODE).await?;
     let (audit_anchor_registry, _) = deploy_one(
         &chain,
         config,
@@ -53,6 +57,7 @@ pub async fn deploy_contracts(
         chain.id = chain_id,
         contract.user_registry = %user_registry.address,
         contract.medical_record_registry = %medical_record_registry.address,
+        contract.consent_registry = %consent_registry.address,
         contract.audit_anchor_registry = %audit_anchor_registry.address,
         "contracts deployed"
     );
@@ -63,6 +68,7 @@ pub async fn deploy_contracts(
         contracts: DeployedContracts {
             user_registry,
             medical_record_registry,
+            consent_registry,
             audit_anchor_registry: Some(audit_anchor_registry),
         },
     })
@@ -231,6 +237,11 @@ pub async fn check_deployment(
             &manifest.contracts.medical_record_registry,
             &MEDICALRECORDREGISTRY_DEPLOYED_BYTECODE,
         ),
+        (
+            CONSENT_REGISTRY,
+            &manifest.contracts.consent_registry,
+            &CONSENTREGISTRY_DEPLOYED_BYTECODE,
+        ),
     ];
     if let Some(deployment) = &manifest.contracts.audit_anchor_registry {
         built.push((
@@ -278,6 +289,7 @@ pub(crate) async fn verify_live_deployment(
             MEDICAL_RECORD_REGISTRY,
             &manifest.contracts.medical_record_registry,
         ),
+        (CONSENT_REGISTRY, &manifest.contracts.consent_registry),
     ];
     if let Some(deployment) = &manifest.contracts.audit_anchor_registry {
         contracts.push((AUDIT_ANCHOR_REGISTRY, deployment));

@@ -1,5 +1,5 @@
-//! [`EthersLedger`]: the [`Ledger`] port over the registry contracts, and
-//! the [`AuditAnchorLedger`] port over `AuditAnchorRegistry`.
+//! [`EthersLedger`]: the [`Ledger`] port over the user, record and consent
+//! registries, and the [`AuditAnchorLedger`] port over `AuditAnchorRegistry`.
 
 use std::time::Duration;
 
@@ -11,22 +11,23 @@ use meditrustal_audit::{AnchoredHead, AuditAnchorLedger};
 use meditrustal_crypto::Digest;
 use meditrustal_ledger::{
     Address, AuditHeadAnchor, ChainAnchor, ChainRole, ChainStatus, Ledger, LedgerError, LedgerJob,
-    OnChainRecord, RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
+    OnChainConsent, OnChainRecord, RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
 };
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::bindings::{
-    AddRecordCall, AnchorHeadCall, AuditAnchorRegistry, HeadAnchoredFilter, MedicalRecordRegistry,
-    RecordAddedFilter, RegisterUserCall, UserRegisteredFilter, UserRegistry,
+    AddRecordCall, AnchorHeadCall, AuditAnchorRegistry, ConsentRegistry, HeadAnchoredFilter,
+    MedicalRecordRegistry, RecordAddedFilter, RegisterUserCall, UserRegisteredFilter, UserRegistry,
 };
 use crate::config::{ConfigError, EthersConfig};
 use crate::convert::{to_digest, to_domain_address, to_h160, to_h256, u256_to_u64, u64_of};
 use crate::deploy::verify_live_deployment;
 use crate::manifest::{DeploymentError, DeploymentManifest};
 use crate::revert::{
-    decode_audit_anchor_registry, decode_medical_record_registry, decode_user_registry,
-    DecodedRevert,
+    decode_audit_anchor_registry, decode_consent_registry, decode_medical_record_registry,
+    decode_user_registry, DecodedRevert,
 };
 use crate::rpc::{ChainClient, ChainError, HttpProvider};
 
@@ -43,13 +44,15 @@ pub struct RegisteredUser {
 
 /// The [`Ledger`] port on an EVM chain through ethers-rs: registers users on
 /// `UserRegistry`, anchors record hashes on `MedicalRecordRegistry` and
-/// audit chain heads on `AuditAnchorRegistry`, sending every transaction
-/// from the registrar account.
+/// relays patient-signed consents to `ConsentRegistry` and anchors audit
+/// chain heads on `AuditAnchorRegistry`, sending every transaction from the
+/// registrar account.
 pub struct EthersLedger {
-    chain: ChainClient,
+    pub(crate) chain: ChainClient,
     manifest: DeploymentManifest,
     user_registry: UserRegistry<HttpProvider>,
     record_registry: MedicalRecordRegistry<HttpProvider>,
+    pub(crate) consent_registry: ConsentRegistry<HttpProvider>,
     /// `None` when the manifest predates the contract; audit jobs and reads
     /// then fail with [`LedgerError::ContractsMissing`].
     audit_registry: Option<AuditAnchorRegistry<HttpProvider>>,
@@ -62,13 +65,13 @@ pub struct EthersLedger {
 
 /// A job encoded as one contract call, with the event log that proves the
 /// call wrote its entry.
-struct PreparedCall {
-    to: H160,
-    data: Bytes,
-    event_signature: H256,
-    /// First indexed event argument: the account, the record hash or the
+pub(crate) struct PreparedCall {
+    pub(crate) to: H160,
+    pub(crate) data: Bytes,
+    pub(crate) event_signature: H256,
+    /// First indexed event argument: the account, record hash, consent id or
     /// audit sequence number.
-    event_key: H256,
+    pub(crate) event_key: H256,
 }
 
 impl EthersLedger {
@@ -89,6 +92,10 @@ impl EthersLedger {
             to_h160(&manifest.contracts.medical_record_registry.address),
             provider.clone(),
         );
+        let consent_registry = ConsentRegistry::new(
+            to_h160(&manifest.contracts.consent_registry.address),
+            provider.clone(),
+        );
         let audit_registry = manifest
             .contracts
             .audit_anchor_registry
@@ -99,6 +106,7 @@ impl EthersLedger {
             manifest,
             user_registry,
             record_registry,
+            consent_registry,
             audit_registry,
             receipt_timeout: config.receipt_timeout,
             deployment_check_ttl: config.deployment_check_ttl,
@@ -208,6 +216,8 @@ impl EthersLedger {
                     event_key: to_h256(&record.anchor_hash),
                 }
             }
+            LedgerJob::GrantConsent(grant) => self.prepare_grant(grant),
+            LedgerJob::RevokeConsent(revocation) => self.prepare_revocation(revocation),
             LedgerJob::AnchorAuditHead(head) => {
                 let call = AnchorHeadCall {
                     seq: head.seq,
@@ -238,6 +248,14 @@ impl EthersLedger {
         };
 
         let revert = decode_revert(job, &data);
+        // NOTE: when the grant failed for good, its revocation keeps
+        // retrying at the maximum backoff until an operator fails the job.
+        if revert.retry_later {
+            return Err(LedgerError::Unavailable(format!(
+                "{}; the call may pass once earlier jobs are mined",
+                revert.description
+            )));
+        }
         if !revert.already_exists {
             return Err(LedgerError::Rejected(revert.description));
         }
@@ -260,6 +278,10 @@ impl EthersLedger {
         match job {
             LedgerJob::RegisterUser(user) => self.find_original_registration(user, revert).await,
             LedgerJob::AnchorRecord(record) => self.find_original_anchor(record, revert).await,
+            LedgerJob::GrantConsent(grant) => self.find_original_grant(grant, revert).await,
+            LedgerJob::RevokeConsent(revocation) => {
+                self.find_original_revocation(revocation, revert).await
+            }
             LedgerJob::AnchorAuditHead(head) => self.find_original_head(head, revert).await,
         }
     }
@@ -458,18 +480,41 @@ impl EthersLedger {
         if !exists {
             return Ok(None);
         }
+        let block_number = to_u64("block number", block_number)?;
+
+        // The entry does not store its transaction; its RecordAdded event does.
+        let events = self
+            .record_registry
+            .record_added_filter()
+            .topic1(to_h256(anchor_hash))
+            .from_block(block_number)
+            .to_block(block_number);
+        let logs = self
+            .chain
+            .rpc("eth_getLogs", events.query_with_meta())
+            .await
+            .map_err(unavailable)?;
+        let tx_hash = logs
+            .into_iter()
+            .next()
+            .map(|(_, meta)| to_digest(meta.transaction_hash));
 
         Ok(Some(OnChainRecord {
             patient_did,
             record_type,
             timestamp: to_u64("timestamp", timestamp)?,
-            block_number: to_u64("block number", block_number)?,
+            block_number,
+            tx_hash,
         }))
     }
 
     /// Returns whether the receipt contains a log of any registry.
     fn touched_registries(&self, receipt: &TransactionReceipt) -> bool {
-        let mut registries = vec![self.user_registry.address(), self.record_registry.address()];
+        let mut registries = vec![
+            self.user_registry.address(),
+            self.record_registry.address(),
+            self.consent_registry.address(),
+        ];
         registries.extend(
             self.audit_registry
                 .as_ref()
@@ -551,6 +596,11 @@ impl Ledger for EthersLedger {
         self.read_record(anchor_hash).await
     }
 
+    async fn find_consent(&self, consent_id: Uuid) -> Result<Option<OnChainConsent>, LedgerError> {
+        self.ensure_deployed().await?;
+        self.read_consent(consent_id).await
+    }
+
     async fn status(&self) -> Result<ChainStatus, LedgerError> {
         self.ensure_deployed().await?;
         let block_number = self.chain.block_number().await.map_err(unavailable)?;
@@ -609,6 +659,7 @@ fn decode_revert(job: &LedgerJob, data: &[u8]) -> DecodedRevert {
     match job {
         LedgerJob::RegisterUser(_) => decode_user_registry(data),
         LedgerJob::AnchorRecord(_) => decode_medical_record_registry(data),
+        LedgerJob::GrantConsent(_) | LedgerJob::RevokeConsent(_) => decode_consent_registry(data),
         LedgerJob::AnchorAuditHead(_) => decode_audit_anchor_registry(data),
     }
 }
@@ -629,7 +680,7 @@ fn wrote_entry(receipt: &TransactionReceipt, call: &PreparedCall) -> bool {
 
 /// Returns the transaction of the first log found, or an error naming the
 /// event that should have been there.
-fn first_anchor<E>(
+pub(crate) fn first_anchor<E>(
     found: Vec<(E, LogMeta)>,
     event: &str,
     key: &str,
@@ -658,6 +709,6 @@ fn to_u64(field: &str, value: U256) -> Result<u64, LedgerError> {
     })
 }
 
-fn unavailable(error: ChainError) -> LedgerError {
+pub(crate) fn unavailable(error: ChainError) -> LedgerError {
     LedgerError::Unavailable(error.describe())
 }

@@ -1,5 +1,6 @@
-//! Adapter layer: the `Ledger`, `AuditAnchorLedger` and `AccountGenerator`
-//! ports on an EVM chain, through ethers-rs over plain HTTP JSON-RPC.
+//! Adapter layer: the `Ledger`, `ConsentSigner`, `AuditAnchorLedger` and
+//! `AccountGenerator` ports on an EVM chain, through ethers-rs over plain
+//! HTTP JSON-RPC.
 //!
 //! Depends on the `ledger`, `audit`, `identity` and `crypto` domain crates
 //! and on ethers-rs. Only the binary that wires it depends on it, plus tests
@@ -10,6 +11,7 @@
 //!
 //! - [`EthersLedger`] implements [`meditrustal_ledger::Ledger`] and
 //!   [`meditrustal_audit::AuditAnchorLedger`].
+//! - [`Eip712ConsentSigner`] implements [`meditrustal_ledger::ConsentSigner`].
 //! - [`RandomAccountGenerator`] implements
 //!   [`meditrustal_identity::AccountGenerator`].
 //! - [`deploy_contracts`] and [`check_deployment`] create and verify the
@@ -21,6 +23,7 @@
 mod accounts;
 mod bindings;
 mod config;
+mod consent;
 mod convert;
 mod deploy;
 mod ledger;
@@ -32,6 +35,7 @@ pub mod testing;
 
 pub use accounts::RandomAccountGenerator;
 pub use config::{ConfigError, EthersConfig};
+pub use consent::{Eip712ConsentSigner, DOMAIN_NAME, DOMAIN_VERSION};
 pub use deploy::{
     check_deployment, deploy_audit_anchor_registry, deploy_contracts, fund_on_dev_node,
 };

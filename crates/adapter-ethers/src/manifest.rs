@@ -32,9 +32,11 @@ pub struct DeployedContracts {
     pub user_registry: ContractDeployment,
     /// The `MedicalRecordRegistry` contract.
     pub medical_record_registry: ContractDeployment,
+    /// The `ConsentRegistry` contract.
+    pub consent_registry: ContractDeployment,
     /// The `AuditAnchorRegistry` contract. `None` in a manifest written
     /// before the contract existed; `meditrustal deploy-contracts
-    /// --if-needed` then deploys it alone and keeps the other two.
+    /// --if-needed` then deploys it alone and keeps the other three.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_anchor_registry: Option<ContractDeployment>,
 }
@@ -236,11 +238,17 @@ mod tests {
                         .unwrap(),
                     code_hash: Digest::from_bytes([0x22; 32]),
                 },
-                audit_anchor_registry: Some(ContractDeployment {
+                consent_registry: ContractDeployment {
                     address: "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0"
                         .parse()
                         .unwrap(),
                     code_hash: Digest::from_bytes([0x33; 32]),
+                },
+                audit_anchor_registry: Some(ContractDeployment {
+                    address: "0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9"
+                        .parse()
+                        .unwrap(),
+                    code_hash: Digest::from_bytes([0x44; 32]),
                 }),
             },
         }
@@ -269,9 +277,13 @@ mod tests {
                         "address": "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512",
                         "code_hash": format!("0x{}", "22".repeat(32)),
                     },
-                    "audit_anchor_registry": {
+                    "consent_registry": {
                         "address": "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0",
                         "code_hash": format!("0x{}", "33".repeat(32)),
+                    },
+                    "audit_anchor_registry": {
+                        "address": "0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9",
+                        "code_hash": format!("0x{}", "44".repeat(32)),
                     },
                 },
             })

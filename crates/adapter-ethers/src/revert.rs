@@ -5,7 +5,10 @@ use ethers::abi::AbiDecode;
 use ethers::contract::ContractRevert;
 use ethers::types::U256;
 
-use crate::bindings::{AuditAnchorRegistryErrors, MedicalRecordRegistryErrors, UserRegistryErrors};
+use crate::bindings::{
+    AuditAnchorRegistryErrors, ConsentRegistryErrors, MedicalRecordRegistryErrors,
+    UserRegistryErrors,
+};
 use crate::convert::{to_digest, to_domain_address};
 
 /// A revert, decoded against the ABI of the contract that raised it.
@@ -14,9 +17,13 @@ pub(crate) struct DecodedRevert {
     /// The error with its arguments, such as `InvalidRole(7)`.
     pub(crate) description: String,
     /// Whether the error means the entry is already on-chain
-    /// (`UserAlreadyRegistered`, `RecordAlreadyExists` or
+    /// (`UserAlreadyRegistered`, `RecordAlreadyExists`,
+    /// `ConsentAlreadyExists`, `ConsentAlreadyRevoked` or
     /// `HeadAlreadyAnchored`).
     pub(crate) already_exists: bool,
+    /// Whether the same call may pass later without any change: a
+    /// revocation whose grant is not on chain yet (`UnknownConsent`).
+    pub(crate) retry_later: bool,
 }
 
 impl DecodedRevert {
@@ -24,6 +31,7 @@ impl DecodedRevert {
         Self {
             description,
             already_exists: false,
+            retry_later: false,
         }
     }
 
@@ -31,6 +39,15 @@ impl DecodedRevert {
         Self {
             description,
             already_exists: true,
+            retry_later: false,
+        }
+    }
+
+    fn not_yet(description: String) -> Self {
+        Self {
+            description,
+            already_exists: false,
+            retry_later: true,
         }
     }
 }
@@ -71,6 +88,34 @@ pub(crate) fn decode_medical_record_registry(data: &[u8]) -> DecodedRevert {
             DecodedRevert::rejected("Unauthorized()".to_owned())
         }
         Some(MedicalRecordRegistryErrors::RevertString(reason)) => {
+            DecodedRevert::rejected(format!("Error({reason:?})"))
+        }
+        None => DecodedRevert::rejected(describe_unknown(data)),
+    }
+}
+
+pub(crate) fn decode_consent_registry(data: &[u8]) -> DecodedRevert {
+    let key = |bytes: [u8; 32]| to_digest(bytes.into());
+    match ConsentRegistryErrors::decode_with_selector(data) {
+        Some(ConsentRegistryErrors::ConsentAlreadyExists(error)) => {
+            DecodedRevert::duplicate(format!("ConsentAlreadyExists({})", key(error.consent_id)))
+        }
+        Some(ConsentRegistryErrors::ConsentAlreadyRevoked(error)) => {
+            DecodedRevert::duplicate(format!("ConsentAlreadyRevoked({})", key(error.consent_id)))
+        }
+        Some(ConsentRegistryErrors::UnknownConsent(error)) => {
+            DecodedRevert::not_yet(format!("UnknownConsent({})", key(error.consent_id)))
+        }
+        Some(ConsentRegistryErrors::InvalidSignature(_)) => {
+            DecodedRevert::rejected("InvalidSignature()".to_owned())
+        }
+        Some(ConsentRegistryErrors::InvalidAccess(error)) => {
+            DecodedRevert::rejected(format!("InvalidAccess({})", error.access))
+        }
+        Some(ConsentRegistryErrors::Unauthorized(_)) => {
+            DecodedRevert::rejected("Unauthorized()".to_owned())
+        }
+        Some(ConsentRegistryErrors::RevertString(reason)) => {
             DecodedRevert::rejected(format!("Error({reason:?})"))
         }
         None => DecodedRevert::rejected(describe_unknown(data)),
@@ -174,6 +219,33 @@ mod tests {
         assert_eq!(
             decode_audit_anchor_registry(&invalid.encode()),
             DecodedRevert::rejected(format!("InvalidHead(0, 0x{})", "00".repeat(32)))
+        );
+    }
+
+    #[test]
+    fn consent_registry_errors_decode_by_outcome() {
+        use crate::bindings::consent_registry;
+
+        let duplicate =
+            ConsentRegistryErrors::ConsentAlreadyRevoked(consent_registry::ConsentAlreadyRevoked {
+                consent_id: [0x22; 32],
+            });
+        let unknown = ConsentRegistryErrors::UnknownConsent(consent_registry::UnknownConsent {
+            consent_id: [0x33; 32],
+        });
+        let forged = ConsentRegistryErrors::InvalidSignature(consent_registry::InvalidSignature);
+
+        assert_eq!(
+            decode_consent_registry(&duplicate.encode()),
+            DecodedRevert::duplicate(format!("ConsentAlreadyRevoked(0x{})", "22".repeat(32)))
+        );
+        assert_eq!(
+            decode_consent_registry(&unknown.encode()),
+            DecodedRevert::not_yet(format!("UnknownConsent(0x{})", "33".repeat(32)))
+        );
+        assert_eq!(
+            decode_consent_registry(&forged.encode()),
+            DecodedRevert::rejected("InvalidSignature()".to_owned())
         );
     }
 

@@ -52,8 +52,34 @@ fn from_provider_error(method: &str, error: &ProviderError) -> ChainError {
             Some(data) => ChainError::Reverted(data),
             None => ChainError::Node(format!("{method} failed: {}", response.message)),
         },
-        None => ChainError::Unavailable(format!("{method} failed: {error}")),
+        None => ChainError::Unavailable(format!(
+            "{method} failed: {}",
+            redact_urls(&error.to_string())
+        )),
     }
+}
+
+/// Replaces every `http://` or `https://` URL in an error message with
+/// `<rpc url>`: reqwest errors name the endpoint, and hosted endpoints
+/// often carry an API key in their path.
+pub(crate) fn redact_urls(message: &str) -> String {
+    let mut redacted = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = [rest.find("http://"), rest.find("https://")]
+        .into_iter()
+        .flatten()
+        .min()
+    {
+        redacted.push_str(&rest[..start]);
+        redacted.push_str("<rpc url>");
+        let url = &rest[start..];
+        let end = url
+            .find(|c: char| c.is_whitespace() || c == ')')
+            .unwrap_or(url.len());
+        rest = &url[end..];
+    }
+    redacted.push_str(rest);
+    redacted
 }
 
 /// Converts the error types of ethers calls into [`ChainError`].
@@ -74,7 +100,10 @@ impl IntoChainError for ContractError<HttpProvider> {
             ContractError::MiddlewareError { e } | ContractError::ProviderError { e } => {
                 from_provider_error(method, &e)
             }
-            other => ChainError::Unavailable(format!("{method} failed: {other}")),
+            other => ChainError::Unavailable(format!(
+                "{method} failed: {}",
+                redact_urls(&other.to_string())
+            )),
         }
     }
 }
@@ -355,6 +384,36 @@ impl ChainClient {
         match to {
             Some(address) => request.to(address),
             None => request,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_urls_hides_every_endpoint() {
+        let message = "error sending request for url (http://127.0.0.1:8746/): connect failed; \
+                       retried https://node.example/v3/secret-key and http://a";
+        assert_eq!(
+            redact_urls(message),
+            "error sending request for url (<rpc url>): connect failed; \
+                       retried <rpc url> and <rpc url>"
+        );
+    }
+
+    #[test]
+    fn unreachable_node_error_names_no_url() {
+        let error = ProviderError::CustomError(
+            "error sending request for url (http://127.0.0.1:8746/): tcp connect error".into(),
+        );
+        match from_provider_error("eth_chainId", &error) {
+            ChainError::Unavailable(message) => assert_eq!(
+                message,
+                "eth_chainId failed: custom error: error sending request for url (<rpc url>): tcp connect error"
+            ),
+            other => panic!("expected Unavailable, got {other:?}"),
         }
     }
 }

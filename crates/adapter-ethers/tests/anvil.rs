@@ -29,13 +29,15 @@ use meditrustal_ledger::{
 use secrecy::SecretString;
 use uuid::Uuid;
 
-/// Addresses of the first three contracts anvil's first account creates
-/// (nonces 0, 1 and 2), which `deploy_contracts` deploys in this order.
-/// The deployments fill blocks 1 to 3, so a test's first transaction is
-/// mined in block 4.
+/// Addresses of the first four contracts anvil's first account creates
+/// (nonces 0 to 3), which `deploy_contracts` deploys in this order:
+/// `UserRegistry`, `MedicalRecordRegistry`, `ConsentRegistry`,
+/// `AuditAnchorRegistry`. The deployments fill blocks 1 to 4, so a test's
+/// first transaction is mined in block 5.
 const USER_REGISTRY_ADDRESS: &str = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
 const RECORD_REGISTRY_ADDRESS: &str = "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512";
-const AUDIT_REGISTRY_ADDRESS: &str = "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0";
+const CONSENT_REGISTRY_ADDRESS: &str = "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0";
+const AUDIT_REGISTRY_ADDRESS: &str = "0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9";
 
 fn contracts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts")
@@ -118,6 +120,14 @@ async fn deploy_writes_manifest_that_passes_check() {
         manifest.contracts.medical_record_registry.code_hash,
         artifact_code_hash("MedicalRecordRegistry")
     );
+    assert_eq!(
+        manifest.contracts.consent_registry.address.to_string(),
+        CONSENT_REGISTRY_ADDRESS
+    );
+    assert_eq!(
+        manifest.contracts.consent_registry.code_hash,
+        artifact_code_hash("ConsentRegistry")
+    );
     let audit_registry = manifest.contracts.audit_anchor_registry.unwrap();
     assert_eq!(audit_registry.address.to_string(), AUDIT_REGISTRY_ADDRESS);
     assert_eq!(
@@ -138,7 +148,7 @@ async fn deploy_writes_manifest_that_passes_check() {
         ledger.status().await,
         Ok(ChainStatus {
             chain_id: ANVIL_CHAIN_ID,
-            block_number: 3
+            block_number: 4
         })
     );
 }
@@ -174,7 +184,7 @@ async fn register_user_is_mined_and_readable() {
 
     let anchor = mined(ledger.submit(&job).await.unwrap());
 
-    assert_eq!(anchor.block_number, 4);
+    assert_eq!(anchor.block_number, 5);
     assert_eq!(
         ledger.transaction_status(&anchor.tx_hash).await,
         Ok(TxStatus::Mined(anchor))
@@ -184,7 +194,7 @@ async fn register_user_is_mined_and_readable() {
         Ok(Some(RegisteredUser {
             did: "did:meditrustal:user7".to_owned(),
             role: ChainRole::Doctor,
-            block_number: 4,
+            block_number: 5,
         }))
     );
     assert_eq!(
@@ -203,9 +213,9 @@ async fn duplicate_registration_returns_original_transaction() {
     let second = ledger.submit(&job).await.unwrap();
 
     assert_eq!(second, first);
-    assert_eq!(mined(second).block_number, 4);
+    assert_eq!(mined(second).block_number, 5);
     let head = node.provider().unwrap().get_block_number().await.unwrap();
-    assert_eq!(head.as_u64(), 4, "the resend must not send a transaction");
+    assert_eq!(head.as_u64(), 5, "the resend must not send a transaction");
 }
 
 #[tokio::test]
@@ -246,14 +256,15 @@ async fn anchored_record_reads_back_exact_fields() {
             .unwrap(),
     );
 
-    assert_eq!(anchor.block_number, 4);
+    assert_eq!(anchor.block_number, 5);
     assert_eq!(
         ledger.find_record(&anchor_job.anchor_hash).await,
         Ok(Some(OnChainRecord {
             patient_did: "did:meditrustal:patient".to_owned(),
             record_type: "LAB_RESULT".to_owned(),
             timestamp: 1_767_225_601,
-            block_number: 4,
+            block_number: 5,
+            tx_hash: Some(anchor.tx_hash),
         }))
     );
     let duplicate = ledger.submit(&LedgerJob::AnchorRecord(anchor_job)).await;
@@ -331,7 +342,7 @@ async fn unauthorized_sender_is_rejected_with_decoded_error() {
     let head = node.provider().unwrap().get_block_number().await.unwrap();
     assert_eq!(
         head.as_u64(),
-        3,
+        4,
         "a rejected job must not send a transaction"
     );
 }
@@ -360,8 +371,8 @@ async fn concurrent_submits_get_consecutive_nonces() {
         nonces.push(transaction.nonce.as_u64());
     }
     nonces.sort_unstable();
-    // Nonces 0 to 2 went to the three deployments.
-    assert_eq!(nonces, (3..23).collect::<Vec<u64>>());
+    // Nonces 0 to 3 went to the four deployments.
+    assert_eq!(nonces, (4..24).collect::<Vec<u64>>());
     for seed in 100..120 {
         let found = ledger.find_record(&record(seed).anchor_hash).await.unwrap();
         assert_eq!(
@@ -389,11 +400,11 @@ async fn racing_resends_return_first_transaction() {
 
     let first = mined(first.unwrap());
     assert_eq!(mined(second.unwrap()), first);
-    assert_eq!(first.block_number, 4);
+    assert_eq!(first.block_number, 5);
     let block = node
         .provider()
         .unwrap()
-        .get_block(4u64)
+        .get_block(5u64)
         .await
         .unwrap()
         .unwrap();
@@ -417,7 +428,7 @@ async fn nonce_recovers_after_foreign_send() {
         .await
         .unwrap();
 
-    // A second deployment takes nonces 4 to 6 behind the ledger's back.
+    // A second deployment takes nonces 5 to 8 behind the ledger's back.
     deploy_contracts(&test_config(&node)).await.unwrap();
     let anchor = mined(
         ledger
@@ -434,8 +445,8 @@ async fn nonce_recovers_after_foreign_send() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transaction.nonce.as_u64(), 7);
-    assert_eq!(anchor.block_number, 8);
+    assert_eq!(transaction.nonce.as_u64(), 9);
+    assert_eq!(anchor.block_number, 10);
 }
 
 #[tokio::test]
@@ -452,7 +463,7 @@ async fn nonce_recovers_after_chain_reset() {
         .unwrap();
 
     // The fresh chain gets the same contract addresses, but the ledger's
-    // cached nonce (5) is ahead of the registrar's real one (3).
+    // cached nonce (6) is ahead of the registrar's real one (4).
     node.restart().await.unwrap();
     let redeployed = deploy_contracts(&test_config(&node)).await.unwrap();
     assert_eq!(redeployed.contracts, manifest.contracts);
@@ -472,8 +483,8 @@ async fn nonce_recovers_after_chain_reset() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transaction.nonce.as_u64(), 3);
-    assert_eq!(anchor.block_number, 4);
+    assert_eq!(transaction.nonce.as_u64(), 4);
+    assert_eq!(anchor.block_number, 5);
 }
 
 #[tokio::test]
@@ -504,10 +515,12 @@ async fn stopped_node_reports_unavailable_quickly() {
         match result {
             Err(LedgerError::Unavailable(message)) => {
                 assert!(message.starts_with("eth_"), "{call}: {message}");
+                // The node URL may carry an API key, so errors never name it.
                 assert!(
-                    message.contains(&format!("127.0.0.1:{}", node.port())),
+                    !message.contains(&format!("127.0.0.1:{}", node.port())),
                     "{call}: {message}"
                 );
+                assert!(message.contains("<rpc url>"), "{call}: {message}");
             }
             other => panic!("{call}: expected Unavailable, got {other:?}"),
         }
@@ -646,7 +659,7 @@ async fn automine_off_returns_sent_then_mined() {
         ledger.transaction_status(&tx_hash).await,
         Ok(TxStatus::Mined(ChainAnchor {
             tx_hash,
-            block_number: 4
+            block_number: 5
         }))
     );
 }
@@ -679,7 +692,7 @@ async fn audit_heads_are_anchored_and_listed_in_order() {
             .iter()
             .map(|head| head.block_number)
             .collect::<Vec<_>>(),
-        vec![4, 5, 6]
+        vec![5, 6, 7]
     );
 }
 
@@ -694,7 +707,7 @@ async fn resent_audit_head_returns_original_transaction() {
 
     assert_eq!(second, first);
     let head = node.provider().unwrap().get_block_number().await.unwrap();
-    assert_eq!(head.as_u64(), 4, "the resend must not send a transaction");
+    assert_eq!(head.as_u64(), 5, "the resend must not send a transaction");
 }
 
 #[tokio::test]
@@ -801,9 +814,11 @@ fn compile_check_names_a_stale_artifact() {
         "compile.js",
         "UserRegistry.sol",
         "MedicalRecordRegistry.sol",
+        "ConsentRegistry.sol",
         "AuditAnchorRegistry.sol",
         "out/UserRegistry.json",
         "out/MedicalRecordRegistry.json",
+        "out/ConsentRegistry.json",
         "out/AuditAnchorRegistry.json",
     ] {
         std::fs::copy(contracts_dir().join(file), copy.join(file)).unwrap();

@@ -13,6 +13,14 @@ use zeroize::Zeroizing;
 /// bytes, so a longer password would match the hash of its first 72 bytes.
 pub const MAX_PASSWORD_BYTES: usize = 72;
 
+/// Returns whether bcrypt can tell this password apart from every other:
+/// at most 72 bytes and no NUL. bcrypt 0.19 appends a NUL and repeats the key
+/// cyclically, so `"abcdefgh\0abcdefgh"` expands to the same key as
+/// `"abcdefgh"` and verifies against its hash.
+fn is_distinguishable(password: &str) -> bool {
+    password.len() <= MAX_PASSWORD_BYTES && !password.contains('\0')
+}
+
 /// Minimum cost bcrypt 0.19 accepts. It is fast enough for tests only.
 pub const MIN_COST: u32 = 4;
 
@@ -100,12 +108,12 @@ impl BcryptHasher {
 
 #[async_trait]
 impl PasswordHasher for BcryptHasher {
-    /// Hashes a password of at most 72 bytes. Longer passwords are an
-    /// error rather than silently truncated.
+    /// Hashes a password of at most 72 bytes without NUL. Other passwords
+    /// are an error rather than silently truncated or confused.
     async fn hash(&self, password: &SecretString) -> Result<PasswordHash, HashError> {
-        if password.expose_secret().len() > MAX_PASSWORD_BYTES {
+        if !is_distinguishable(password.expose_secret()) {
             return Err(HashError(format!(
-                "password is longer than {MAX_PASSWORD_BYTES} bytes, and bcrypt would ignore the rest"
+                "password is longer than {MAX_PASSWORD_BYTES} bytes or contains NUL, which bcrypt cannot hash faithfully"
             )));
         }
 
@@ -118,8 +126,8 @@ impl PasswordHasher for BcryptHasher {
     }
 
     /// Checks a password against a bcrypt hash. A malformed hash or a cost
-    /// outside 4 to 31 is an error. A password over 72 bytes is
-    /// `Ok(false)`, because bcrypt would compare only its first 72 bytes.
+    /// outside 4 to 31 is an error. A password over 72 bytes or with a NUL
+    /// is `Ok(false)`, because bcrypt could confuse it with another.
     async fn verify(
         &self,
         password: &SecretString,
@@ -137,7 +145,7 @@ impl PasswordHasher for BcryptHasher {
                 parts.get_cost()
             )));
         }
-        if password.expose_secret().len() > MAX_PASSWORD_BYTES {
+        if !is_distinguishable(password.expose_secret()) {
             return Ok(false);
         }
 
@@ -230,6 +238,24 @@ mod tests {
         // Plain bcrypt truncates, so it accepts the longer password.
         assert!(bcrypt::verify(longer.as_bytes(), &hash.0).unwrap());
         assert!(!hasher.verify(&secret(&longer), &hash).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn verify_rejects_embedded_nul_that_plain_bcrypt_accepts() {
+        let hasher = hasher();
+        let hash = hasher.hash(&secret("abcdefgh")).await.unwrap();
+        // bcrypt 0.19 appends a NUL and repeats the key cyclically, so this
+        // password expands to the same key as "abcdefgh".
+        let twin = "abcdefgh\0abcdefgh";
+
+        assert!(bcrypt::verify(twin.as_bytes(), &hash.0).unwrap());
+        assert!(!hasher.verify(&secret(twin), &hash).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hash_rejects_password_with_nul() {
+        let result = hasher().hash(&secret("abcdefgh\0")).await;
+        assert!(result.is_err(), "password with NUL was hashed");
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, TimeDelta, Utc};
-use meditrustal_identity::{Claims, IssuedToken, Role, TokenError, TokenIssuer, UserId};
+use meditrustal_identity::{Claims, IssuedToken, Role, SessionId, TokenError, TokenIssuer, UserId};
 use pasetors::claims::{Claims as PasetoClaims, ClaimsValidationRules};
 use pasetors::footer::Footer;
 use pasetors::token::UntrustedToken;
@@ -38,6 +38,9 @@ const MAX_TOKEN_BYTES: usize = 4096;
 
 /// Name of the custom payload claim that carries the role.
 const ROLE_CLAIM: &str = "role";
+
+/// Name of the custom payload claim that carries the session id.
+const SESSION_CLAIM: &str = "sid";
 
 /// Name of the footer claim that carries the key id.
 const KEY_ID_CLAIM: &str = "kid";
@@ -160,6 +163,7 @@ impl PasetoVerifier {
     fn read_claims(&self, payload: &PasetoClaims) -> Option<Claims> {
         let user_id = parse_user_id(string_claim(payload, "sub")?)?;
         let role = parse_role(string_claim(payload, ROLE_CLAIM)?)?;
+        let session_id = SessionId(parse_uuid(string_claim(payload, SESSION_CLAIM)?)?);
         string_claim(payload, "jti")?;
         let issued_at = parse_time(string_claim(payload, "iat")?)?;
         let expires_at = parse_time(string_claim(payload, "exp")?)?;
@@ -170,6 +174,7 @@ impl PasetoVerifier {
         Some(Claims {
             user_id,
             role,
+            session_id,
             issued_at,
             expires_at,
         })
@@ -248,6 +253,7 @@ impl PasetoTokens {
         payload.audience(&self.audience)?;
         payload.subject(&claims.user_id.to_string())?;
         payload.add_additional(ROLE_CLAIM, claims.role.as_str())?;
+        payload.add_additional(SESSION_CLAIM, claims.session_id.to_string())?;
         payload.issued_at(&issued_at)?;
         payload.not_before(&issued_at)?;
         payload.expiration(&format_time(expires_at))?;
@@ -310,8 +316,13 @@ fn string_claim<'a>(payload: &'a PasetoClaims, name: &str) -> Option<&'a str> {
 
 /// Accepts only the lowercase hyphenated form that `UserId` displays as.
 fn parse_user_id(text: &str) -> Option<UserId> {
-    let id = UserId(Uuid::try_parse(text).ok()?);
-    (id.to_string() == text).then_some(id)
+    parse_uuid(text).map(UserId)
+}
+
+/// Accepts only the lowercase hyphenated UUID form that ids display as.
+fn parse_uuid(text: &str) -> Option<Uuid> {
+    let id = Uuid::try_parse(text).ok()?;
+    (id.hyphenated().to_string() == text).then_some(id)
 }
 
 /// Accepts only the uppercase names that `Role::as_str` returns.

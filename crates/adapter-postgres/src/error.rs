@@ -2,9 +2,9 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use meditrustal_audit::AuditStoreError;
-use meditrustal_identity::{UniqueField, UserStoreError};
+use meditrustal_identity::{AuthStoreError, UniqueField, UserStoreError};
 use meditrustal_ledger::OutboxError;
-use meditrustal_records::RecordStoreError;
+use meditrustal_records::{ConsentStoreError, RecordStoreError};
 
 /// Errors from setting up or reaching the database outside a port call.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -89,6 +89,18 @@ impl From<QueryError> for RecordStoreError {
             }
             _ => Self::Unavailable(error.to_string()),
         }
+    }
+}
+
+impl From<QueryError> for AuthStoreError {
+    fn from(error: QueryError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl From<QueryError> for ConsentStoreError {
+    fn from(error: QueryError) -> Self {
+        Self::Unavailable(error.to_string())
     }
 }
 

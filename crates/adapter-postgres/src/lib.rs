@@ -1,38 +1,59 @@
 //! Adapter layer: PostgreSQL implementations of the domain store ports
 //! ([`UserStore`](meditrustal_identity::UserStore),
+//! [`UserAdminStore`](meditrustal_identity::UserAdminStore),
 //! [`RecordStore`](meditrustal_records::RecordStore),
+//! [`ConsentStore`](meditrustal_records::ConsentStore),
 //! [`OutboxStore`](meditrustal_ledger::OutboxStore),
-//! [`AuditStore`](meditrustal_audit::AuditStore)) with Diesel and a
-//! deadpool connection pool, plus the schema migrations.
+//! [`AuditStore`](meditrustal_audit::AuditStore), and the session,
+//! throttle, one-time token and MFA stores of the identity crate) with
+//! Diesel and a deadpool connection pool, plus the schema migrations and
+//! [`PgMailOutbox`], the development notifier.
 //!
 //! Depends on the domain crates and database libraries only. Stores
 //! translate database errors into each port's error type and do not log;
 //! callers log. Every store writes a row and its outbox job in one
-//! transaction, so a committed user or record always has its chain job.
+//! transaction, so a committed user, record, consent or revocation always
+//! has its chain job.
 //!
 //! With the `testing` feature, [`TestDatabase`] gives each test its own
 //! migrated database.
 
+mod admin;
 mod audit;
+mod consents;
 mod convert;
 mod error;
+mod mail_outbox;
+mod master_keys;
+mod mfa;
 mod migrations;
+mod one_time_tokens;
 mod outbox;
 mod pool;
 mod records;
 mod schema;
+mod sessions;
 #[cfg(feature = "testing")]
 mod test_server;
 #[cfg(feature = "testing")]
 mod testing;
+mod throttle;
 mod users;
 
+pub use admin::PgUserAdminStore;
 pub use audit::{AppendOnlyGaps, PgAuditStore};
+pub use consents::PgConsentStore;
 pub use error::DatabaseError;
+pub use mail_outbox::PgMailOutbox;
+pub use master_keys::{check_master_key, MasterKeyError};
+pub use mfa::PgMfaStore;
 pub use migrations::{run_migrations, MIGRATIONS};
+pub use one_time_tokens::PgOneTimeTokenStore;
 pub use outbox::PgOutboxStore;
 pub use pool::{ping, Pool, PoolConfig};
 pub use records::PgRecordStore;
+pub use sessions::PgSessionStore;
+pub use throttle::PgLoginThrottle;
 pub use users::PgUserStore;
 
 #[cfg(feature = "testing")]

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::convert;
 use crate::error::QueryError;
 use crate::pool::Pool;
-use crate::schema::{audit_anchors, medical_records, outbox_jobs, users};
+use crate::schema::{audit_anchors, consents, medical_records, outbox_jobs, users};
 
 /// Statuses of jobs that are not finished yet.
 const OPEN_STATUSES: [&str; 2] = ["pending", "sent"];
@@ -26,6 +26,12 @@ pub(crate) enum JobTarget {
     User(Uuid),
     /// A `medical_records` row: anchor on `MedicalRecordRegistry`.
     Record(Uuid),
+    /// The `grant_*` columns of a `consents` row: a grant on
+    /// `ConsentRegistry`.
+    ConsentGrant(Uuid),
+    /// The `revoke_*` columns of a `consents` row: a revocation on
+    /// `ConsentRegistry`.
+    ConsentRevocation(Uuid),
     /// An `audit_anchors` row, by sequence number: anchor on
     /// `AuditAnchorRegistry`.
     AuditAnchor(i64),
@@ -33,15 +39,19 @@ pub(crate) enum JobTarget {
 
 impl JobTarget {
     fn from_columns(
+        kind: &str,
         record_id: Option<Uuid>,
         user_id: Option<Uuid>,
+        consent_id: Option<Uuid>,
         audit_anchor_seq: Option<i64>,
     ) -> Option<Self> {
-        match (record_id, user_id, audit_anchor_seq) {
-            (Some(id), _, _) => Some(Self::Record(id)),
-            (None, Some(id), _) => Some(Self::User(id)),
-            (None, None, Some(seq)) => Some(Self::AuditAnchor(seq)),
-            (None, None, None) => None,
+        match (kind, record_id, user_id, consent_id, audit_anchor_seq) {
+            ("anchor_record", Some(id), _, _, _) => Some(Self::Record(id)),
+            ("register_user", _, Some(id), _, _) => Some(Self::User(id)),
+            ("grant_consent", _, _, Some(id), _) => Some(Self::ConsentGrant(id)),
+            ("revoke_consent", _, _, Some(id), _) => Some(Self::ConsentRevocation(id)),
+            ("anchor_audit_head", _, _, _, Some(seq)) => Some(Self::AuditAnchor(seq)),
+            _ => None,
         }
     }
 }
@@ -53,6 +63,7 @@ pub(crate) struct NewJobRow {
     payload: serde_json::Value,
     record_id: Option<Uuid>,
     user_id: Option<Uuid>,
+    consent_id: Option<Uuid>,
     audit_anchor_seq: Option<i64>,
 }
 
@@ -63,16 +74,20 @@ impl NewJobRow {
         let payload = serde_json::to_value(job).map_err(|error| {
             QueryError::Conversion(format!("could not serialize ledger job: {error}"))
         })?;
-        let (record_id, user_id, audit_anchor_seq) = match target {
-            JobTarget::Record(id) => (Some(id), None, None),
-            JobTarget::User(id) => (None, Some(id), None),
-            JobTarget::AuditAnchor(seq) => (None, None, Some(seq)),
+        let (record_id, user_id, consent_id, audit_anchor_seq) = match target {
+            JobTarget::Record(id) => (Some(id), None, None, None),
+            JobTarget::User(id) => (None, Some(id), None, None),
+            JobTarget::ConsentGrant(id) | JobTarget::ConsentRevocation(id) => {
+                (None, None, Some(id), None)
+            }
+            JobTarget::AuditAnchor(seq) => (None, None, None, Some(seq)),
         };
         Ok(Self {
             kind: job.kind().to_owned(),
             payload,
             record_id,
             user_id,
+            consent_id,
             audit_anchor_seq,
         })
     }
@@ -234,10 +249,10 @@ impl OutboxStore for PgOutboxStore {
         Ok(())
     }
 
-    /// Sets the job to `done` and the target row to anchored (records and
-    /// audit heads) or registered (users), with the transaction, block and
-    /// time. A finished
-    /// or missing job is left unchanged.
+    /// Sets the job to `done` and the target row to anchored (records,
+    /// consents and audit heads) or registered (users), with the
+    /// transaction, block and time. A finished or missing job is left
+    /// unchanged.
     async fn complete(&self, job_id: i64, anchor: ChainAnchor) -> Result<(), OutboxError> {
         let block_number = convert::block_to_column(anchor.block_number)?;
         self.pool
@@ -319,12 +334,21 @@ impl OutboxStore for PgOutboxStore {
 /// Locks the job if it is still open (pending or sent) and returns its
 /// target, or `None` when the job is finished or missing.
 fn lock_open_job(conn: &mut PgConnection, job_id: i64) -> Result<Option<JobTarget>, QueryError> {
-    let columns: Option<(Option<Uuid>, Option<Uuid>, Option<i64>)> = outbox_jobs::table
+    type TargetColumns = (
+        String,
+        Option<Uuid>,
+        Option<Uuid>,
+        Option<Uuid>,
+        Option<i64>,
+    );
+    let columns: Option<TargetColumns> = outbox_jobs::table
         .find(job_id)
         .filter(outbox_jobs::status.eq_any(OPEN_STATUSES))
         .select((
+            outbox_jobs::kind,
             outbox_jobs::record_id,
             outbox_jobs::user_id,
+            outbox_jobs::consent_id,
             outbox_jobs::audit_anchor_seq,
         ))
         .for_update()
@@ -333,15 +357,15 @@ fn lock_open_job(conn: &mut PgConnection, job_id: i64) -> Result<Option<JobTarge
 
     match columns {
         None => Ok(None),
-        Some((record_id, user_id, audit_anchor_seq)) => {
-            JobTarget::from_columns(record_id, user_id, audit_anchor_seq)
+        Some((kind, record_id, user_id, consent_id, audit_anchor_seq)) => {
+            JobTarget::from_columns(&kind, record_id, user_id, consent_id, audit_anchor_seq)
                 .map(Some)
                 .ok_or_else(|| {
                     convert::invalid(
                         "outbox_jobs",
                         job_id,
-                        "record_id, user_id and audit_anchor_seq",
-                        "are all null",
+                        "record_id, user_id, consent_id and audit_anchor_seq",
+                        "do not name the target of its kind",
                     )
                 })
         }
@@ -381,6 +405,24 @@ fn fail_job(conn: &mut PgConnection, job_id: i64, error: &str) -> Result<(), Que
                     .filter(users::chain_status.eq("pending")),
             )
             .set((users::chain_status.eq("failed"), users::updated_at.eq(now)))
+            .execute(conn)?;
+        }
+        JobTarget::ConsentGrant(id) => {
+            diesel::update(
+                consents::table
+                    .find(id)
+                    .filter(consents::grant_status.eq("pending")),
+            )
+            .set(consents::grant_status.eq("failed"))
+            .execute(conn)?;
+        }
+        JobTarget::ConsentRevocation(id) => {
+            diesel::update(
+                consents::table
+                    .find(id)
+                    .filter(consents::revoke_status.eq("pending")),
+            )
+            .set(consents::revoke_status.eq("failed"))
             .execute(conn)?;
         }
         JobTarget::AuditAnchor(seq) => {
@@ -427,6 +469,24 @@ fn set_target_tx(
             .set((users::chain_tx_hash.eq(tx), users::updated_at.eq(now)))
             .execute(conn)?;
         }
+        JobTarget::ConsentGrant(id) => {
+            diesel::update(
+                consents::table
+                    .find(id)
+                    .filter(consents::grant_status.eq("pending")),
+            )
+            .set(consents::grant_tx_hash.eq(tx))
+            .execute(conn)?;
+        }
+        JobTarget::ConsentRevocation(id) => {
+            diesel::update(
+                consents::table
+                    .find(id)
+                    .filter(consents::revoke_status.eq("pending")),
+            )
+            .set(consents::revoke_tx_hash.eq(tx))
+            .execute(conn)?;
+        }
         JobTarget::AuditAnchor(seq) => {
             diesel::update(
                 audit_anchors::table
@@ -469,6 +529,26 @@ fn complete_target(
                     users::chain_block_number.eq(Some(block_number)),
                     users::chain_registered_at.eq(now),
                     users::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        JobTarget::ConsentGrant(id) => {
+            diesel::update(consents::table.find(id))
+                .set((
+                    consents::grant_status.eq("anchored"),
+                    consents::grant_tx_hash.eq(Some(tx)),
+                    consents::grant_block_number.eq(Some(block_number)),
+                    consents::grant_anchored_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        JobTarget::ConsentRevocation(id) => {
+            diesel::update(consents::table.find(id))
+                .set((
+                    consents::revoke_status.eq("anchored"),
+                    consents::revoke_tx_hash.eq(Some(tx)),
+                    consents::revoke_block_number.eq(Some(block_number)),
+                    consents::revoke_anchored_at.eq(now),
                 ))
                 .execute(conn)?;
         }

@@ -222,6 +222,20 @@ impl RecordStore for PgRecordStore {
                 if let Some(record_type) = query.record_type {
                     select = select.filter(medical_records::record_type.eq(record_type.as_str()));
                 }
+                if let Some(within) = &query.within {
+                    // `= ANY('{}')` is false, so an empty list matches nothing.
+                    let types: Vec<&'static str> = within
+                        .record_types
+                        .iter()
+                        .map(|kind| kind.as_str())
+                        .collect();
+                    let ids: Vec<Uuid> = within.record_ids.iter().map(|id| id.0).collect();
+                    select = select.filter(
+                        medical_records::record_type
+                            .eq_any(types)
+                            .or(medical_records::id.eq_any(ids)),
+                    );
+                }
                 if let Some(cursor) = query.after {
                     // (created_at, id) < cursor, in descending order. The
                     // redundant `created_at <= ...` bounds the index scan.

@@ -70,6 +70,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        consent_id -> Nullable<Uuid>,
         audit_anchor_seq -> Nullable<Int8>,
     }
 }
@@ -105,17 +106,148 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    consents (id) {
+        id -> Uuid,
+        patient_id -> Uuid,
+        doctor_id -> Uuid,
+        patient_address -> Bytea,
+        doctor_address -> Bytea,
+        access -> Text,
+        scope -> Text,
+        record_types -> Array<Text>,
+        record_ids -> Array<Uuid>,
+        purpose -> Nullable<Text>,
+        scope_hash -> Bytea,
+        expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        grant_signature -> Bytea,
+        grant_status -> Text,
+        grant_tx_hash -> Nullable<Bytea>,
+        grant_block_number -> Nullable<Int8>,
+        grant_anchored_at -> Nullable<Timestamptz>,
+        revoke_signature -> Nullable<Bytea>,
+        revoke_status -> Nullable<Text>,
+        revoke_tx_hash -> Nullable<Bytea>,
+        revoke_block_number -> Nullable<Int8>,
+        revoke_anchored_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    break_glass_events (id) {
+        id -> Uuid,
+        doctor_id -> Uuid,
+        patient_id -> Uuid,
+        reason -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        device -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Bytea,
+        session_id -> Uuid,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    one_time_tokens (token_hash) {
+        token_hash -> Bytea,
+        purpose -> Text,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        failed_attempts -> Int4,
+    }
+}
+
+diesel::table! {
+    totp_credentials (user_id) {
+        user_id -> Uuid,
+        key_id -> Text,
+        wrapped_key -> Bytea,
+        nonce -> Bytea,
+        ciphertext -> Bytea,
+        confirmed_at -> Nullable<Timestamptz>,
+        last_used_step -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    recovery_codes (user_id, code_hash) {
+        user_id -> Uuid,
+        code_hash -> Bytea,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> Int4,
+        last_failure_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        kind -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(medical_records -> users (patient_id));
 diesel::joinable!(user_keys -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::table! {
+    master_keys (key_id) {
+        key_id -> Text,
+        check_value -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_anchors,
     audit_events,
+    break_glass_events,
+    consents,
+    master_keys,
     medical_records,
     outbox_jobs,
     user_keys,
     users
 );
+diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, sessions);
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
@@ -185,14 +317,66 @@ mod tests {
                     .to_string(),
             ),
             (
+                "break_glass_events",
+                debug_query::<Pg, _>(
+                    &break_glass_events::table.select(break_glass_events::all_columns),
+                )
+                .to_string(),
+            ),
+            (
+                "consents",
+                debug_query::<Pg, _>(&consents::table.select(consents::all_columns)).to_string(),
+            ),
+            (
+                "login_throttle",
+                debug_query::<Pg, _>(&login_throttle::table.select(login_throttle::all_columns))
+                    .to_string(),
+            ),
+            (
+                "mail_outbox",
+                debug_query::<Pg, _>(&mail_outbox::table.select(mail_outbox::all_columns))
+                    .to_string(),
+            ),
+            (
+                "master_keys",
+                debug_query::<Pg, _>(&master_keys::table.select(master_keys::all_columns))
+                    .to_string(),
+            ),
+            (
                 "medical_records",
                 debug_query::<Pg, _>(&medical_records::table.select(medical_records::all_columns))
+                    .to_string(),
+            ),
+            (
+                "one_time_tokens",
+                debug_query::<Pg, _>(&one_time_tokens::table.select(one_time_tokens::all_columns))
                     .to_string(),
             ),
             (
                 "outbox_jobs",
                 debug_query::<Pg, _>(&outbox_jobs::table.select(outbox_jobs::all_columns))
                     .to_string(),
+            ),
+            (
+                "recovery_codes",
+                debug_query::<Pg, _>(&recovery_codes::table.select(recovery_codes::all_columns))
+                    .to_string(),
+            ),
+            (
+                "refresh_tokens",
+                debug_query::<Pg, _>(&refresh_tokens::table.select(refresh_tokens::all_columns))
+                    .to_string(),
+            ),
+            (
+                "sessions",
+                debug_query::<Pg, _>(&sessions::table.select(sessions::all_columns)).to_string(),
+            ),
+            (
+                "totp_credentials",
+                debug_query::<Pg, _>(
+                    &totp_credentials::table.select(totp_credentials::all_columns),
+                )
+                .to_string(),
             ),
             (
                 "user_keys",

@@ -57,9 +57,11 @@ struct NewUserKeyRow {
     ciphertext: Vec<u8>,
 }
 
+/// The columns of a [`User`]: everything but the password hash and the
+/// chain registration state.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
-struct UserRow {
+pub(crate) struct UserRow {
     id: Uuid,
     username: String,
     email: String,
@@ -73,7 +75,7 @@ struct UserRow {
 }
 
 impl UserRow {
-    fn into_user(self) -> Result<User, QueryError> {
+    pub(crate) fn into_user(self) -> Result<User, QueryError> {
         let id = UserId(self.id);
         let role = Role::parse(&self.role)
             .ok_or_else(|| convert::invalid("users", id, "role", "has an unknown value"))?;
@@ -203,5 +205,48 @@ impl UserStore for PgUserStore {
             })
             .await?;
         Ok(credentials)
+    }
+
+    async fn find_credentials(
+        &self,
+        id: UserId,
+    ) -> Result<Option<StoredCredentials>, UserStoreError> {
+        let credentials = self
+            .pool
+            .run(move |conn| {
+                let row: Option<(UserRow, String)> = users::table
+                    .find(id.0)
+                    .select((UserRow::as_select(), users::password_hash))
+                    .first(conn)
+                    .optional()?;
+                row.map(|(user, hash)| {
+                    Ok(StoredCredentials {
+                        user: user.into_user()?,
+                        password_hash: PasswordHash(hash),
+                    })
+                })
+                .transpose()
+            })
+            .await?;
+        Ok(credentials)
+    }
+
+    async fn update_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, UserStoreError> {
+        let hash = hash.0.clone();
+        let count = self
+            .pool
+            .run(move |conn| {
+                let count = diesel::update(users::table.find(id.0))
+                    .set((users::password_hash.eq(&hash), users::updated_at.eq(now)))
+                    .execute(conn)?;
+                Ok(count)
+            })
+            .await?;
+        Ok(count == 1)
     }
 }

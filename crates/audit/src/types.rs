@@ -163,6 +163,11 @@ impl ReasonCode {
     pub const NOT_ADMIN: Self = Self(Cow::Borrowed("not_admin"));
     /// Unknown account or wrong password.
     pub const INVALID_CREDENTIALS: Self = Self(Cow::Borrowed("invalid_credentials"));
+    /// Too many failed logins for the name or the client address; the
+    /// password was not checked.
+    pub const TOO_MANY_ATTEMPTS: Self = Self(Cow::Borrowed("too_many_attempts"));
+    /// The password was right and a second factor must follow.
+    pub const MFA_REQUIRED: Self = Self(Cow::Borrowed("mfa_required"));
     /// The bearer token is malformed, forged or expired, or its user is
     /// gone or deactivated.
     pub const INVALID_TOKEN: Self = Self(Cow::Borrowed("invalid_token"));

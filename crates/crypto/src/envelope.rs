@@ -93,12 +93,14 @@ pub fn open(
         .ok_or_else(|| CryptoError::UnknownKey(sealed.key_id.clone()))?;
     let data_key = unwrap_key(master, &sealed.wrapped_key, aad)?;
 
-    let mut buffer = sealed.ciphertext.clone();
+    // The buffer holds the plaintext after decryption, so it is wiped on
+    // drop; the caller owns the returned copy.
+    let mut buffer = Zeroizing::new(sealed.ciphertext.clone());
     let plaintext = aead_key(&data_key)?
         .open_in_place(
             Nonce::assume_unique_for_key(sealed.nonce),
             Aad::from(aad),
-            &mut buffer,
+            buffer.as_mut_slice(),
         )
         .map_err(|_| CryptoError::Integrity)?;
     Ok(plaintext.to_vec())

@@ -46,6 +46,15 @@ impl MasterKey {
         &self.id
     }
 
+    /// A value that identifies the key without revealing it: HMAC-SHA256 of
+    /// a fixed label under the key. Stored beside sealed data, it shows
+    /// whether a configured key is the one that sealed the data.
+    pub fn check_value(&self) -> crate::Digest {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.secret_bytes());
+        let tag = ring::hmac::sign(&key, b"meditrustal.master-key-check.v1");
+        crate::Digest::from_slice(tag.as_ref()).unwrap_or_else(|_| crate::sha256(tag.as_ref()))
+    }
+
     pub(crate) fn secret_bytes(&self) -> &[u8; 32] {
         self.secret.expose_secret()
     }
@@ -105,5 +114,20 @@ impl KeyProvider for MasterKeyring {
 
     fn by_id(&self, id: &KeyId) -> Option<&MasterKey> {
         self.keys.get(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_value_depends_on_key_bytes_only() {
+        let first = MasterKey::new(KeyId::new("a"), [1; 32]);
+        let same_bytes = MasterKey::new(KeyId::new("b"), [1; 32]);
+        let other_bytes = MasterKey::new(KeyId::new("a"), [2; 32]);
+
+        assert_eq!(first.check_value(), same_bytes.check_value());
+        assert_ne!(first.check_value(), other_bytes.check_value());
     }
 }

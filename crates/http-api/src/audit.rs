@@ -60,6 +60,11 @@ impl RequestOrigin {
         }
     }
 
+    /// The client's address, as [`client_ip`] resolved it.
+    pub(crate) const fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
+    }
+
     /// Starts an audit entry for this request, timed now.
     pub(crate) fn entry(&self, action: Action, outcome: Outcome) -> AuditEntry {
         AuditEntry::new(action, outcome, chrono::Utc::now())

@@ -23,11 +23,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = request
-            .app_data::<web::Data<HttpSettings>>()
-            .map_or(HttpSettings::DEFAULT_BODY_LIMIT, |settings| {
-                settings.max_body_bytes
-            });
+        let settings = request.app_data::<web::Data<HttpSettings>>();
+        let limit = settings.map_or(HttpSettings::DEFAULT_BODY_LIMIT, |settings| {
+            settings.max_body_bytes
+        });
+        let timeout = settings.map_or(HttpSettings::DEFAULT_BODY_TIMEOUT, |settings| {
+            settings.body_timeout
+        });
         let content_type = check_content_type(request);
         let declared_length = declared_length(request);
         let mut payload = payload.take();
@@ -38,21 +40,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
                 return Err(too_large(limit));
             }
 
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|error| {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "unreadable_body",
-                        "Unreadable body",
-                        format!("The request body could not be read: {error}."),
-                    )
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = tokio::time::timeout(timeout, read_body(&mut payload, limit))
+                .await
+                .map_err(|_| request_timeout(timeout))??;
 
             match from_slice_strict::<T>(&body) {
                 // serde fills a struct from a JSON array too; the API takes objects only.
@@ -66,6 +56,57 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
                 }
             }
         })
+    }
+}
+
+async fn read_body(payload: &mut Payload, limit: usize) -> Result<web::BytesMut, Problem> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "Unreadable body",
+                format!("The request body could not be read: {error}."),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn request_timeout(timeout: std::time::Duration) -> Problem {
+    Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "Request timeout",
+        format!(
+            "The request body did not arrive within {} ms. Send the whole body at once.",
+            timeout.as_millis()
+        ),
+    )
+}
+
+/// A JSON body that may be left out. A request without a body (no
+/// `Content-Length`, or 0, and no `Transfer-Encoding`) yields `None`; any
+/// body present is decoded as strictly as [`StrictJson`].
+pub struct OptionalStrictJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalStrictJson<T> {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+            || declared_length(request).is_some_and(|length| length > 0);
+        if !has_body {
+            return Box::pin(std::future::ready(Ok(Self(None))));
+        }
+        let body = StrictJson::<T>::from_request(request, payload);
+        Box::pin(async move { body.await.map(|StrictJson(value)| Self(Some(value))) })
     }
 }
 

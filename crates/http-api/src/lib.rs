@@ -19,12 +19,12 @@ use actix_cors::Cors;
 use actix_web::dev::Server;
 use actix_web::error::UrlencodedError;
 use actix_web::http::{header, StatusCode};
-use actix_web::middleware::{from_fn, NormalizePath};
+use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use async_trait::async_trait;
 use meditrustal_audit::AuditService;
-use meditrustal_identity::IdentityService;
-use meditrustal_records::RecordService;
+use meditrustal_identity::{AdminService, IdentityService};
+use meditrustal_records::{ConsentService, RecordService};
 
 use crate::problem::Problem;
 
@@ -53,6 +53,10 @@ pub struct AppState {
     pub identity: Arc<IdentityService>,
     /// Medical records.
     pub records: Arc<RecordService>,
+    /// Consents and break-glass access.
+    pub consents: Arc<ConsentService>,
+    /// User administration.
+    pub admin: Arc<AdminService>,
     /// The audit log. Audited routes fail with 503 when it cannot be
     /// written.
     pub audit: Arc<AuditService>,
@@ -72,11 +76,15 @@ pub struct HttpSettings {
     /// Proxies whose `X-Forwarded-For` header names the client in audit
     /// events. Empty means the TCP peer is always the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Longest time to receive a request body; a slower client gets 408.
+    pub body_timeout: std::time::Duration,
 }
 
 impl HttpSettings {
     /// Body limit used when no settings are registered (1 MiB).
     pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+    /// Body timeout used when no settings are registered (30 s).
+    pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 }
 
 /// Starts the HTTP server on an already bound listener. The returned
@@ -95,9 +103,12 @@ pub fn server(
             .app_data(state.clone())
             .app_data(settings.clone())
             .app_data(form_config(settings.max_body_bytes))
+            .app_data(query_config())
             .configure(routes)
             .default_service(web::to(not_found))
             .wrap(NormalizePath::trim())
+            // Responses carry personal data; no cache may keep them.
+            .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
             .wrap(cors(&settings.cors_allowed_origins))
             .wrap(from_fn(middleware::request_context))
     })
@@ -119,6 +130,36 @@ fn routes(config: &mut web::ServiceConfig) {
                 .route("/auth/register", web::post().to(routes::auth::register))
                 .route("/auth/login/json", web::post().to(routes::auth::login_json))
                 .route("/auth/login", web::post().to(routes::auth::login_form))
+                .route("/auth/login/mfa", web::post().to(routes::mfa::login))
+                .route("/auth/refresh", web::post().to(routes::sessions::refresh))
+                .route("/auth/logout", web::post().to(routes::sessions::logout))
+                .route(
+                    "/auth/logout-all",
+                    web::post().to(routes::sessions::logout_all),
+                )
+                .route("/auth/sessions", web::get().to(routes::sessions::list))
+                .route(
+                    "/auth/sessions/{session_id}",
+                    web::delete().to(routes::sessions::revoke),
+                )
+                .route("/auth/password", web::post().to(routes::passwords::change))
+                .route(
+                    "/auth/password-reset",
+                    web::post().to(routes::passwords::request_reset),
+                )
+                .route(
+                    "/auth/password-reset/confirm",
+                    web::post().to(routes::passwords::confirm_reset),
+                )
+                .route("/auth/mfa/totp", web::post().to(routes::mfa::enroll))
+                .route(
+                    "/auth/mfa/totp/confirm",
+                    web::post().to(routes::mfa::confirm),
+                )
+                .route(
+                    "/auth/mfa/totp/disable",
+                    web::post().to(routes::mfa::disable),
+                )
                 .route("/users/me", web::get().to(routes::users::me))
                 .route("/medical-records", web::post().to(routes::records::create))
                 .route(
@@ -137,14 +178,62 @@ fn routes(config: &mut web::ServiceConfig) {
                     "/medical-records/{record_id}/verify",
                     web::get().to(routes::records::verify),
                 )
-                .route(
-                    "/audit/my-record-access-history",
-                    web::get().to(routes::audit::my_record_access_history),
-                )
-                .route(
-                    "/admin/audit-events",
-                    web::get().to(routes::audit::search_events),
-                ),
+                .configure(consent_routes)
+                .configure(admin_routes)
+                .configure(audit_routes),
+        );
+}
+
+fn consent_routes(config: &mut web::ServiceConfig) {
+    config
+        .route(
+            "/medical-records/patient/{patient_id}/break-glass",
+            web::post().to(routes::break_glass::open),
+        )
+        .route(
+            "/medical-records/{record_id}/grant-access",
+            web::post().to(routes::consents::grant_access),
+        )
+        .route(
+            "/medical-records/{record_id}/revoke-access",
+            web::post().to(routes::consents::revoke_access),
+        )
+        .route(
+            "/medical-records/{record_id}/check-access/{doctor_address}",
+            web::get().to(routes::consents::check_access),
+        )
+        .route("/consents", web::post().to(routes::consents::create))
+        .route("/consents", web::get().to(routes::consents::list))
+        .route("/consents/{id}", web::delete().to(routes::consents::revoke))
+        .route("/break-glass", web::get().to(routes::break_glass::list));
+}
+
+fn admin_routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/admin/users", web::get().to(routes::admin::list_users))
+        .route(
+            "/admin/users/{id}/deactivate",
+            web::post().to(routes::admin::deactivate),
+        )
+        .route(
+            "/admin/users/{id}/reactivate",
+            web::post().to(routes::admin::reactivate),
+        )
+        .route(
+            "/admin/break-glass",
+            web::get().to(routes::break_glass::review),
+        );
+}
+
+fn audit_routes(config: &mut web::ServiceConfig) {
+    config
+        .route(
+            "/audit/my-record-access-history",
+            web::get().to(routes::audit::my_record_access_history),
+        )
+        .route(
+            "/admin/audit-events",
+            web::get().to(routes::audit::search_events),
         );
 }
 
@@ -161,6 +250,7 @@ fn cors(origins: &[String]) -> Cors {
         .expose_headers([
             header::LINK,
             header::LOCATION,
+            header::RETRY_AFTER,
             header::HeaderName::from_static("x-request-id"),
         ])
         .max_age(3600)
@@ -179,6 +269,16 @@ fn form_config(limit: usize) -> web::FormConfig {
             other => Problem::invalid_field("form", format!("{other}; send the fields username and password")),
         };
         problem.into()
+    })
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _request| {
+        Problem::invalid_field(
+            "query",
+            format!("{error}; send each query parameter once, with a valid value"),
+        )
+        .into()
     })
 }
 

@@ -36,7 +36,7 @@ pub struct Problem {
     /// Every invalid field, for validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldProblem>,
-    /// Seconds to wait before retrying, for 503.
+    /// Seconds to wait before retrying, for 429 and 503.
     #[serde(skip)]
     pub retry_after: Option<u32>,
 }
@@ -112,6 +112,20 @@ impl Problem {
             detail,
         );
         problem.retry_after = Some(5);
+        problem
+    }
+
+    /// 429 for a locked login name, user or client address, with the
+    /// seconds until the lock ends in `Retry-After`.
+    pub fn too_many_attempts(retry_after_secs: u64) -> Self {
+        let seconds = u32::try_from(retry_after_secs).unwrap_or(u32::MAX).max(1);
+        let mut problem = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many attempts",
+            format!("Too many failed attempts. Retry in {seconds} seconds."),
+        );
+        problem.retry_after = Some(seconds);
         problem
     }
 

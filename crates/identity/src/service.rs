@@ -1,15 +1,30 @@
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use meditrustal_crypto::KeyProvider;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::error::IdentityError;
-use crate::ports::{AccountGenerator, PasswordHasher, TokenIssuer, UserStore, UserStoreError};
-use crate::types::{
-    custodial_key_aad, login_key, Claims, Did, Email, IssuedToken, NewUser, Password, PasswordHash,
-    Principal, Role, User, UserId, Username,
+use crate::password_policy;
+use crate::ports::{
+    AccountGenerator, AuthStoreError, LoginThrottle, MfaStore, Notifier, OneTimeTokenStore,
+    PasswordHasher, SessionStore, TokenIssuer, UserStore, UserStoreError,
 };
+use crate::session::{ClientInfo, LoginOutcome, SecurityPolicy, SessionId};
+use crate::throttle::ThrottleKey;
+use crate::types::{
+    custodial_key_aad, login_key, Did, Email, NewUser, Password, PasswordHash, Principal, Role,
+    User, UserId, Username,
+};
+
+mod mfa;
+mod passwords;
+#[cfg(test)]
+mod security_tests;
+mod sessions;
+#[cfg(test)]
+mod test_support;
+mod throttling;
 
 /// A sign-up request after JSON decoding, before validation.
 pub struct Registration {
@@ -29,20 +44,26 @@ pub struct Registration {
 #[derive(Debug)]
 pub struct LoginAttempt {
     /// The account that the username or email named, whether or not the
-    /// password matched; `None` when no account has that name or the store
-    /// failed.
+    /// password matched. `None` when no account has that name, when the
+    /// login was throttled before the lookup, or when the store failed.
     pub account: Option<Principal>,
-    /// The issued token, or why the login failed.
-    pub result: Result<IssuedToken, IdentityError>,
+    /// The session tokens or MFA challenge, or why the login failed.
+    pub result: Result<LoginOutcome, IdentityError>,
 }
 
-impl LoginAttempt {
-    fn failed(account: Option<Principal>, error: IdentityError) -> Self {
-        Self {
-            account,
-            result: Err(error),
-        }
-    }
+/// The ports behind sessions, second factors, one-time tokens, login
+/// throttling and notifications.
+pub struct SecurityPorts {
+    /// Sessions and refresh tokens.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Failed-attempt counters.
+    pub throttle: Arc<dyn LoginThrottle>,
+    /// Password reset and MFA login tokens.
+    pub one_time_tokens: Arc<dyn OneTimeTokenStore>,
+    /// TOTP credentials and recovery codes.
+    pub mfa: Arc<dyn MfaStore>,
+    /// Delivery of password reset messages.
+    pub notifier: Arc<dyn Notifier>,
 }
 
 /// Registration, login and authentication rules over the identity ports.
@@ -52,6 +73,8 @@ pub struct IdentityService {
     tokens: Arc<dyn TokenIssuer>,
     accounts: Arc<dyn AccountGenerator>,
     keys: Arc<dyn KeyProvider>,
+    security: SecurityPorts,
+    policy: SecurityPolicy,
     /// Hash checked when the login name is unknown, so that unknown users
     /// and wrong passwords take the same time.
     decoy_hash: PasswordHash,
@@ -68,6 +91,8 @@ impl IdentityService {
         tokens: Arc<dyn TokenIssuer>,
         accounts: Arc<dyn AccountGenerator>,
         keys: Arc<dyn KeyProvider>,
+        security: SecurityPorts,
+        policy: SecurityPolicy,
     ) -> Result<Self, IdentityError> {
         let decoy = SecretString::from(uuid::Uuid::new_v4().to_string());
         let decoy_hash = hasher
@@ -80,6 +105,8 @@ impl IdentityService {
             tokens,
             accounts,
             keys,
+            security,
+            policy,
             decoy_hash,
         })
     }
@@ -89,11 +116,28 @@ impl IdentityService {
     /// job. Errors: [`IdentityError::Invalid`] (also for role ADMIN),
     /// [`IdentityError::AlreadyExists`], [`IdentityError::Unavailable`].
     pub async fn register(&self, request: Registration) -> Result<User, IdentityError> {
+        let role = parse_self_service_role(&request.role)?;
+        self.register_as(request, role).await
+    }
+
+    /// Creates an admin account, for the operator's `meditrustal admin
+    /// create` command; the request's role is ignored. The API never calls
+    /// this. Errors: as for [`IdentityService::register`].
+    pub async fn create_admin(&self, request: Registration) -> Result<User, IdentityError> {
+        self.register_as(request, Role::Admin).await
+    }
+
+    async fn register_as(&self, request: Registration, role: Role) -> Result<User, IdentityError> {
         let username = Username::parse(&request.username)?;
         let email = Email::parse(&request.email)?;
-        let role = parse_self_service_role(&request.role)?;
         let full_name = parse_full_name(request.full_name)?;
         let password = Password::parse(request.password)?;
+        password_policy::check_context(
+            password.secret(),
+            "password",
+            username.as_str(),
+            email.as_str(),
+        )?;
 
         let id = UserId::random();
         let account = self
@@ -136,90 +180,144 @@ impl IdentityService {
         Ok(new_user.user)
     }
 
-    /// Checks a username-or-email and password and issues an access token.
-    /// Unknown users and wrong passwords fail alike, after one hash check
-    /// each. Errors: [`IdentityError::InvalidCredentials`],
-    /// [`IdentityError::Unavailable`].
+    /// Checks a username-or-email and password. Without a second factor
+    /// it starts a session and returns its tokens; with a confirmed TOTP
+    /// credential it returns an MFA challenge instead. Unknown users and
+    /// wrong passwords fail alike, after one hash check each, and count
+    /// against the login name and the client IP. Errors:
+    /// [`IdentityError::TooManyAttempts`] (before any check),
+    /// [`IdentityError::InvalidCredentials`], [`IdentityError::Unavailable`].
     pub async fn login(
         &self,
         identifier: &str,
         password: &SecretString,
-    ) -> Result<IssuedToken, IdentityError> {
-        self.attempt_login(identifier, password).await.result
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, IdentityError> {
+        self.attempt_login(identifier, password, client)
+            .await
+            .result
     }
 
     /// Same as [`IdentityService::login`], and also returns the account
     /// that the username or email named, so that failed logins can be
     /// audited against it. The caller must not reveal that account.
-    pub async fn attempt_login(&self, identifier: &str, password: &SecretString) -> LoginAttempt {
-        let credentials = match self.users.find_for_login(&login_key(identifier)).await {
-            Ok(credentials) => credentials,
-            Err(error) => return LoginAttempt::failed(None, store_error(error)),
+    pub async fn attempt_login(
+        &self,
+        identifier: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> LoginAttempt {
+        let mut account = None;
+        let result = self
+            .check_login(identifier, password, client, &mut account)
+            .await;
+        LoginAttempt { account, result }
+    }
+
+    /// Runs the steps of [`IdentityService::login`]. Sets `account` as soon
+    /// as the name is found, so that it is known also when a later step
+    /// fails.
+    async fn check_login(
+        &self,
+        identifier: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+        account: &mut Option<Principal>,
+    ) -> Result<LoginOutcome, IdentityError> {
+        let now = Utc::now();
+        let name = login_key(identifier);
+        let throttle_keys = throttle_keys(ThrottleKey::Login(name.clone()), client);
+        self.check_throttle(&throttle_keys, now).await?;
+
+        // No stored username or email contains a control character (NUL
+        // cannot even be stored), so such a name goes straight to the decoy.
+        let credentials = if identifier.chars().any(char::is_control) {
+            None
+        } else {
+            self.users
+                .find_for_login(&name)
+                .await
+                .map_err(store_error)?
         };
-        let account = credentials.as_ref().map(|found| Principal {
+        *account = credentials.as_ref().map(|found| Principal {
             user_id: found.user.id,
             role: found.user.role,
         });
         let hash = credentials
             .as_ref()
             .map_or(&self.decoy_hash, |found| &found.password_hash);
-
-        // bcrypt reads 72 bytes; a longer input could match a hash made
-        // from its prefix, so it is wrong by definition.
-        let too_long = password.expose_secret().len() > Password::MAX_BYTES;
-        let matches = match self.hasher.verify(password, hash).await {
-            Ok(matches) => matches,
-            Err(error) => {
-                return LoginAttempt::failed(account, IdentityError::Internal(error.to_string()))
-            }
-        };
+        let matches = self.password_matches(password, hash).await?;
 
         let user = match credentials {
-            Some(found) if matches && !too_long && found.user.is_active => found.user,
-            _ => return LoginAttempt::failed(account, IdentityError::InvalidCredentials),
+            Some(found) if matches && found.user.is_active => found.user,
+            _ => {
+                self.record_failures(&throttle_keys, now).await?;
+                return Err(IdentityError::InvalidCredentials);
+            }
         };
+        self.clear_throttle(&ThrottleKey::Login(name)).await?;
 
-        let now = Utc::now();
-        let lifetime =
-            Duration::seconds(i64::try_from(self.tokens.lifetime_secs()).unwrap_or(i64::MAX));
-        let claims = Claims {
-            user_id: user.id,
-            role: user.role,
-            issued_at: now,
-            expires_at: now + lifetime,
-        };
-        let result = self
-            .tokens
-            .issue(&claims)
-            .map_err(|error| IdentityError::Internal(error.to_string()));
-
-        if result.is_ok() {
-            tracing::info!(user.id = %user.id, "user logged in");
+        if self.has_confirmed_totp(user.id).await? {
+            let challenge = self.issue_mfa_challenge(user.id, now).await?;
+            tracing::info!(user.id = %user.id, "password accepted; second factor required");
+            return Ok(LoginOutcome::MfaRequired(challenge));
         }
-        LoginAttempt { account, result }
+        let tokens = self.start_session(&user, client, now).await?;
+        tracing::info!(user.id = %user.id, session.id = %tokens.session_id, "user logged in");
+        Ok(LoginOutcome::Tokens(tokens))
     }
 
-    /// Verifies a bearer token and reloads its user, so that deactivation
-    /// and role changes apply to the next request. Errors:
-    /// [`IdentityError::Unauthenticated`], [`IdentityError::Unavailable`].
+    /// Verifies a bearer token, checks that its session is active and
+    /// reloads its user, so that logout, session revocation, password
+    /// change, deactivation and role changes apply to the next request.
+    /// Errors: [`IdentityError::Unauthenticated`], [`IdentityError::Unavailable`].
     pub async fn authenticate(&self, token: &str) -> Result<Principal, IdentityError> {
+        self.authenticate_session(token)
+            .await
+            .map(|(principal, _)| principal)
+    }
+
+    /// Like [`Self::authenticate`], and also returns the session the token
+    /// belongs to. Errors: those of [`Self::authenticate`].
+    pub async fn authenticate_session(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, SessionId), IdentityError> {
         let claims = self
             .tokens
             .verify(token)
             .map_err(|_| IdentityError::Unauthenticated)?;
+        let now = Utc::now();
+        let session = self
+            .security
+            .sessions
+            .find_active(claims.session_id, now)
+            .await
+            .map_err(auth_store_error)?
+            .filter(|session| session.user_id == claims.user_id)
+            .ok_or(IdentityError::Unauthenticated)?;
         let user = self
             .users
             .find_by_id(claims.user_id)
             .await
             .map_err(store_error)?;
+        let user = match user {
+            Some(user) if user.is_active => user,
+            _ => return Err(IdentityError::Unauthenticated),
+        };
 
-        match user {
-            Some(user) if user.is_active => Ok(Principal {
-                user_id: user.id,
-                role: user.role,
-            }),
-            _ => Err(IdentityError::Unauthenticated),
+        if now - session.last_used_at >= sessions::TOUCH_INTERVAL {
+            self.security
+                .sessions
+                .touch(session.id, now)
+                .await
+                .map_err(auth_store_error)?;
         }
+        let principal = Principal {
+            user_id: user.id,
+            role: user.role,
+        };
+        Ok((principal, session.id))
     }
 
     /// Loads a user by id. Errors: [`IdentityError::Unavailable`].
@@ -251,15 +349,32 @@ fn parse_full_name(full_name: Option<String>) -> Result<Option<String>, Identity
     if trimmed.is_empty() {
         return Ok(None);
     }
-    if trimmed.chars().count() > MAX_FULL_NAME_CHARS || trimmed.chars().any(char::is_control) {
+    let has_hidden_chars = trimmed
+        .chars()
+        .any(|c| c.is_control() || crate::types::is_invisible_format(c));
+    if trimmed.chars().count() > MAX_FULL_NAME_CHARS || has_hidden_chars {
         return Err(IdentityError::Invalid {
             field: "full_name",
             message: format!(
-                "use at most {MAX_FULL_NAME_CHARS} characters and no control characters"
+                "use at most {MAX_FULL_NAME_CHARS} characters, without control or invisible formatting characters"
             ),
         });
     }
     Ok(Some(trimmed.to_owned()))
+}
+
+/// Lists the keys a credential check counts against: `subject` and, when
+/// known, the client IP.
+fn throttle_keys(subject: ThrottleKey, client: &ClientInfo) -> Vec<ThrottleKey> {
+    let mut keys = vec![subject];
+    keys.extend(client.ip.map(ThrottleKey::Ip));
+    keys
+}
+
+fn auth_store_error(error: AuthStoreError) -> IdentityError {
+    match error {
+        AuthStoreError::Unavailable(message) => IdentityError::Unavailable(message),
+    }
 }
 
 fn store_error(error: UserStoreError) -> IdentityError {
@@ -271,54 +386,17 @@ fn store_error(error: UserStoreError) -> IdentityError {
 
 #[cfg(test)]
 mod tests {
-    use meditrustal_crypto::{KeyId, MasterKey, MasterKeyring};
+    use chrono::Duration;
     use meditrustal_ledger::Address;
     use mockall::predicate::eq;
+    use secrecy::ExposeSecret;
     use zeroize::Zeroizing;
 
+    use super::test_support::{client, credentials, session, stored_user, Mocks, SESSION, USER};
     use super::*;
-    use crate::ports::{
-        CustodialAccount, MockAccountGenerator, MockPasswordHasher, MockTokenIssuer, MockUserStore,
-        TokenError, UniqueField,
-    };
-    use crate::types::StoredCredentials;
-
-    struct Mocks {
-        users: MockUserStore,
-        hasher: MockPasswordHasher,
-        tokens: MockTokenIssuer,
-        accounts: MockAccountGenerator,
-    }
-
-    impl Mocks {
-        fn new() -> Self {
-            let mut hasher = MockPasswordHasher::new();
-            // The decoy hash made by IdentityService::new.
-            hasher
-                .expect_hash()
-                .times(1)
-                .returning(|_| Ok(PasswordHash("decoy".into())));
-            Self {
-                users: MockUserStore::new(),
-                hasher,
-                tokens: MockTokenIssuer::new(),
-                accounts: MockAccountGenerator::new(),
-            }
-        }
-
-        async fn service(self) -> IdentityService {
-            let keys = MasterKeyring::new(MasterKey::new(KeyId::new("test"), [1; 32]), []);
-            IdentityService::new(
-                Arc::new(self.users),
-                Arc::new(self.hasher),
-                Arc::new(self.tokens),
-                Arc::new(self.accounts),
-                Arc::new(keys),
-            )
-            .await
-            .unwrap()
-        }
-    }
+    use crate::ports::{CustodialAccount, TokenError, UniqueField};
+    use crate::session::TokenPair;
+    use crate::types::{Claims, IssuedToken};
 
     fn registration(role: &str) -> Registration {
         Registration {
@@ -327,22 +405,6 @@ mod tests {
             password: SecretString::from("correct horse"),
             full_name: Some("  Alice Example ".into()),
             role: role.into(),
-        }
-    }
-
-    fn stored_user(active: bool) -> User {
-        let id = UserId(uuid::Uuid::from_u128(7));
-        User {
-            id,
-            username: Username::from_stored("alice".into()),
-            email: Email::from_stored("alice@example.org".into()),
-            full_name: None,
-            role: Role::Patient,
-            did: Did::for_user(id),
-            blockchain_address: Address::from_bytes([1; 20]),
-            is_active: active,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
         }
     }
 
@@ -414,6 +476,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn register_rejects_bidi_override_in_full_name() {
+        let mut mocks = Mocks::new();
+        mocks.users.expect_insert().times(0);
+        let mut request = registration("PATIENT");
+        request.full_name = Some("Alice \u{202E}elpmaxE".into());
+
+        let error = mocks.service().await.register(request).await.unwrap_err();
+
+        assert!(
+            matches!(
+                error,
+                IdentityError::Invalid {
+                    field: "full_name",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn register_maps_duplicate_email() {
         let mut mocks = Mocks::new();
         mocks
@@ -445,6 +528,7 @@ mod tests {
     #[tokio::test]
     async fn login_of_unknown_user_still_checks_decoy_hash() {
         let mut mocks = Mocks::new();
+        mocks.allow_throttle();
         mocks
             .users
             .expect_find_for_login()
@@ -462,7 +546,32 @@ mod tests {
         let error = mocks
             .service()
             .await
-            .login("Nobody@Example.org", &SecretString::from("whatever1"))
+            .login(
+                "Nobody@Example.org",
+                &SecretString::from("whatever1"),
+                &client(),
+            )
+            .await
+            .unwrap_err();
+
+        assert_eq!(error, IdentityError::InvalidCredentials);
+    }
+
+    #[tokio::test]
+    async fn login_name_with_nul_is_not_looked_up() {
+        let mut mocks = Mocks::new();
+        mocks.allow_throttle();
+        mocks.users.expect_find_for_login().times(0);
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(true));
+
+        let error = mocks
+            .service()
+            .await
+            .login("ali\u{0}ce", &SecretString::from("whatever1"), &client())
             .await
             .unwrap_err();
 
@@ -472,23 +581,24 @@ mod tests {
     #[tokio::test]
     async fn login_with_wrong_password_fails() {
         let mut mocks = Mocks::new();
-        mocks.users.expect_find_for_login().times(1).returning(|_| {
-            Ok(Some(StoredCredentials {
-                user: stored_user(true),
-                password_hash: PasswordHash("real".into()),
-            }))
-        });
+        mocks.allow_throttle();
+        mocks
+            .users
+            .expect_find_for_login()
+            .times(1)
+            .returning(|_| Ok(Some(credentials(true))));
         mocks
             .hasher
             .expect_verify()
             .times(1)
             .returning(|_, _| Ok(false));
         mocks.tokens.expect_issue().times(0);
+        mocks.sessions.expect_create().times(0);
 
         let error = mocks
             .service()
             .await
-            .login("alice", &SecretString::from("wrong-pass"))
+            .login("alice", &SecretString::from("wrong-pass"), &client())
             .await
             .unwrap_err();
 
@@ -498,22 +608,23 @@ mod tests {
     #[tokio::test]
     async fn login_of_deactivated_user_fails() {
         let mut mocks = Mocks::new();
-        mocks.users.expect_find_for_login().times(1).returning(|_| {
-            Ok(Some(StoredCredentials {
-                user: stored_user(false),
-                password_hash: PasswordHash("real".into()),
-            }))
-        });
+        mocks.allow_throttle();
+        mocks
+            .users
+            .expect_find_for_login()
+            .times(1)
+            .returning(|_| Ok(Some(credentials(false))));
         mocks
             .hasher
             .expect_verify()
             .times(1)
             .returning(|_, _| Ok(true));
+        mocks.sessions.expect_create().times(0);
 
         let error = mocks
             .service()
             .await
-            .login("alice", &SecretString::from("right-pass"))
+            .login("alice", &SecretString::from("right-pass"), &client())
             .await
             .unwrap_err();
 
@@ -521,25 +632,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn login_issues_token_with_user_and_role() {
+    async fn login_starts_session_and_issues_token_pair() {
         let mut mocks = Mocks::new();
-        mocks.users.expect_find_for_login().times(1).returning(|_| {
-            Ok(Some(StoredCredentials {
-                user: stored_user(true),
-                password_hash: PasswordHash("real".into()),
-            }))
-        });
+        mocks.allow_throttle();
+        mocks
+            .users
+            .expect_find_for_login()
+            .times(1)
+            .returning(|_| Ok(Some(credentials(true))));
         mocks
             .hasher
             .expect_verify()
             .times(1)
             .returning(|_, _| Ok(true));
+        mocks
+            .mfa
+            .expect_find_totp()
+            .times(1)
+            .returning(|_| Ok(None));
+        mocks
+            .sessions
+            .expect_create()
+            .withf(|new_session| {
+                let session = &new_session.session;
+                session.user_id == USER
+                    && session.device.as_deref() == Some("test-agent/1.0")
+                    && session.ip == client().ip
+                    && session.expires_at - session.created_at == Duration::days(30)
+            })
+            .times(1)
+            .returning(|_| Ok(()));
         mocks.tokens.expect_lifetime_secs().return_const(900u64);
         mocks
             .tokens
             .expect_issue()
             .withf(|claims| {
-                claims.user_id == UserId(uuid::Uuid::from_u128(7))
+                claims.user_id == USER
                     && claims.role == Role::Patient
                     && claims.expires_at - claims.issued_at == Duration::seconds(900)
             })
@@ -551,26 +679,33 @@ mod tests {
                 })
             });
 
-        let token = mocks
+        let outcome = mocks
             .service()
             .await
-            .login("ALICE", &SecretString::from("right-pass"))
+            .login("ALICE", &SecretString::from("right-pass"), &client())
             .await
             .unwrap();
 
-        assert_eq!(token.expires_in, 900);
-        assert_eq!(token.token.expose_secret(), "v4.public.x");
+        let LoginOutcome::Tokens(TokenPair {
+            access, refresh, ..
+        }) = outcome
+        else {
+            panic!("expected tokens, got {outcome:?}");
+        };
+        assert_eq!(access.expires_in, 900);
+        assert_eq!(access.token.expose_secret(), "v4.public.x");
+        assert!(refresh.expose_secret().starts_with("mtr_rt_"));
     }
 
     #[tokio::test]
     async fn login_rejects_password_over_72_bytes_even_if_prefix_matches() {
         let mut mocks = Mocks::new();
-        mocks.users.expect_find_for_login().times(1).returning(|_| {
-            Ok(Some(StoredCredentials {
-                user: stored_user(true),
-                password_hash: PasswordHash("real".into()),
-            }))
-        });
+        mocks.allow_throttle();
+        mocks
+            .users
+            .expect_find_for_login()
+            .times(1)
+            .returning(|_| Ok(Some(credentials(true))));
         mocks
             .hasher
             .expect_verify()
@@ -581,22 +716,32 @@ mod tests {
         let error = mocks
             .service()
             .await
-            .login("alice", &SecretString::from("x".repeat(73)))
+            .login("alice", &SecretString::from("x".repeat(73)), &client())
             .await
             .unwrap_err();
 
         assert_eq!(error, IdentityError::InvalidCredentials);
     }
 
+    fn claims() -> Claims {
+        Claims {
+            user_id: USER,
+            role: Role::Patient,
+            session_id: SESSION,
+            issued_at: Utc::now(),
+            expires_at: Utc::now(),
+        }
+    }
+
     #[tokio::test]
     async fn failed_login_names_the_account() {
         let mut mocks = Mocks::new();
-        mocks.users.expect_find_for_login().times(1).returning(|_| {
-            Ok(Some(StoredCredentials {
-                user: stored_user(true),
-                password_hash: PasswordHash("real".into()),
-            }))
-        });
+        mocks.allow_throttle();
+        mocks
+            .users
+            .expect_find_for_login()
+            .times(1)
+            .returning(|_| Ok(Some(credentials(true))));
         mocks
             .hasher
             .expect_verify()
@@ -606,13 +751,13 @@ mod tests {
         let attempt = mocks
             .service()
             .await
-            .attempt_login("alice", &SecretString::from("wrong-pass"))
+            .attempt_login("alice", &SecretString::from("wrong-pass"), &client())
             .await;
 
         assert_eq!(
             attempt.account,
             Some(Principal {
-                user_id: UserId(uuid::Uuid::from_u128(7)),
+                user_id: USER,
                 role: Role::Patient,
             })
         );
@@ -625,6 +770,7 @@ mod tests {
     #[tokio::test]
     async fn login_of_unknown_user_names_no_account() {
         let mut mocks = Mocks::new();
+        mocks.allow_throttle();
         mocks
             .users
             .expect_find_for_login()
@@ -639,7 +785,7 @@ mod tests {
         let attempt = mocks
             .service()
             .await
-            .attempt_login("nobody", &SecretString::from("whatever1"))
+            .attempt_login("nobody", &SecretString::from("whatever1"), &client())
             .await;
 
         assert_eq!(attempt.account, None);
@@ -652,17 +798,16 @@ mod tests {
     #[tokio::test]
     async fn authenticate_rejects_deactivated_user() {
         let mut mocks = Mocks::new();
-        let claims = Claims {
-            user_id: UserId(uuid::Uuid::from_u128(7)),
-            role: Role::Patient,
-            issued_at: Utc::now(),
-            expires_at: Utc::now(),
-        };
         mocks
             .tokens
             .expect_verify()
             .times(1)
-            .returning(move |_| Ok(claims.clone()));
+            .returning(|_| Ok(claims()));
+        mocks
+            .sessions
+            .expect_find_active()
+            .times(1)
+            .returning(|_, _| Ok(Some(session(0))));
         mocks
             .users
             .expect_find_by_id()
@@ -688,6 +833,7 @@ mod tests {
             .times(1)
             .returning(|_| Err(TokenError::Invalid));
         mocks.users.expect_find_by_id().times(0);
+        mocks.sessions.expect_find_active().times(0);
 
         let error = mocks
             .service()

@@ -3,12 +3,14 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use meditrustal_crypto::SealedData;
 use meditrustal_ledger::{Address, ChainRole};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use crate::error::IdentityError;
+use crate::password_policy;
+use crate::session::SessionId;
 
 /// A user's id: a random UUID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -167,7 +169,7 @@ impl Email {
             && !domain.contains("..");
         let has_bad_chars = normalized
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control());
+            .any(|c| c.is_whitespace() || c.is_control() || is_invisible_format(c));
         if local.is_empty()
             || domain.contains('@')
             || !domain_ok
@@ -195,6 +197,30 @@ impl Email {
     }
 }
 
+/// Whether `c` is an invisible Unicode format character (general category
+/// Cf: zero-width spaces and joiners, bidirectional overrides, the byte
+/// order mark, tag characters). They let two different strings display
+/// alike, so identifiers and names must not contain them.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
 /// Normalizes a username or email typed at login to the key it is stored
 /// under: NFC, lowercase, NFC again (lowercasing can denormalize).
 pub fn login_key(text: &str) -> String {
@@ -206,31 +232,27 @@ pub fn login_key(text: &str) -> String {
         .collect()
 }
 
-/// A new password. 8 to 72 bytes of UTF-8: bcrypt reads only the first 72
-/// bytes, so longer passwords are rejected rather than silently truncated.
+/// A new password that passed [`crate::password_policy::check_rules`]:
+/// 8 or more characters in at most 72 bytes of UTF-8, no control
+/// characters, not one repeated character and not a common password.
+/// bcrypt reads only the first 72 bytes, so longer passwords are rejected
+/// rather than silently truncated.
 pub struct Password(SecretString);
 
 impl Password {
-    /// Minimum length in bytes.
-    pub const MIN_BYTES: usize = 8;
+    /// Minimum length in characters.
+    pub const MIN_CHARS: usize = password_policy::MIN_CHARS;
     /// Maximum length in bytes (bcrypt's input limit).
-    pub const MAX_BYTES: usize = 72;
+    pub const MAX_BYTES: usize = password_policy::MAX_BYTES;
 
-    /// Validates a new password.
+    /// Validates a new password sent in the field `password`.
     pub fn parse(secret: SecretString) -> Result<Self, IdentityError> {
-        let length = secret.expose_secret().len();
-        if length < Self::MIN_BYTES {
-            return Err(IdentityError::Invalid {
-                field: "password",
-                message: format!("use at least {} characters", Self::MIN_BYTES),
-            });
-        }
-        if length > Self::MAX_BYTES {
-            return Err(IdentityError::Invalid {
-                field: "password",
-                message: format!("use at most {} bytes of UTF-8", Self::MAX_BYTES),
-            });
-        }
+        Self::parse_field(secret, "password")
+    }
+
+    /// Validates a new password sent in `field`.
+    pub fn parse_field(secret: SecretString, field: &'static str) -> Result<Self, IdentityError> {
+        password_policy::check_rules(&secret, field)?;
         Ok(Self(secret))
     }
 
@@ -316,6 +338,9 @@ pub struct Claims {
     pub user_id: UserId,
     /// Role at issue time. Authorization re-reads the user on every request.
     pub role: Role,
+    /// The login session the token belongs to (`sid`). Authentication
+    /// checks on every request that it is still active.
+    pub session_id: SessionId,
     /// Issue time.
     pub issued_at: DateTime<Utc>,
     /// Expiry.
@@ -402,6 +427,17 @@ mod tests {
     }
 
     #[test]
+    fn email_rejects_invisible_format_characters() {
+        for text in [
+            "alice\u{200B}@example.org",
+            "ali\u{202E}ce@example.org",
+            "\u{FEFF}alice@example.org",
+        ] {
+            assert!(Email::parse(text).is_err(), "{text:?} was accepted");
+        }
+    }
+
+    #[test]
     fn username_rules() {
         assert_eq!(Username::parse("Alice_01").unwrap().key(), "alice_01");
         for text in [
@@ -417,7 +453,7 @@ mod tests {
 
     #[test]
     fn password_length_counts_utf8_bytes() {
-        let ok = "\u{00e9}".repeat(36); // 72 bytes
+        let ok = "\u{00e9}t".repeat(24); // 72 bytes
         let too_long = "\u{00e9}".repeat(37); // 74 bytes, 37 characters
         assert!(Password::parse(SecretString::from(ok)).is_ok());
         assert_eq!(

@@ -5,14 +5,20 @@
 //! it describes; the [`OutboxProcessor`] later sends it through the
 //! [`Ledger`] port and records the outcome. Adapters implement [`Ledger`]
 //! (ethers-rs today) and [`OutboxStore`] (PostgreSQL); this crate depends
-//! on neither.
+//! on neither. Consent jobs carry the patient's signature, made through the
+//! [`ConsentSigner`] port before the job is queued.
 
+mod consent;
 mod outbox;
 mod ports;
 mod types;
 
+pub use consent::{
+    consent_key, ChainAccess, ConsentSignature, GrantTerms, OnChainConsent, RevokeTerms,
+    SignedGrant, SignedRevocation,
+};
 pub use outbox::{BackoffPolicy, OutboxProcessor, ProcessReport};
-pub use ports::{Ledger, LedgerError, OutboxError, OutboxStore};
+pub use ports::{ConsentSigner, Ledger, LedgerError, OutboxError, OutboxStore, SignerError};
 pub use types::{
     Address, AddressParseError, AnchorState, AnchorStatus, AuditHeadAnchor, ChainAnchor, ChainRole,
     ChainStatus, LedgerJob, OnChainRecord, OutboxJob, RecordAnchor, Submission, TxHash, TxStatus,
@@ -20,4 +26,4 @@ pub use types::{
 };
 
 #[cfg(feature = "mock")]
-pub use ports::{MockLedger, MockOutboxStore};
+pub use ports::{MockConsentSigner, MockLedger, MockOutboxStore};

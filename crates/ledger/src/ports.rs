@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use meditrustal_crypto::Digest;
 
+use crate::consent::{ConsentSignature, GrantTerms, OnChainConsent, RevokeTerms};
 use crate::types::{
     ChainAnchor, ChainStatus, LedgerJob, OnChainRecord, OutboxJob, Submission, TxHash, TxStatus,
 };
@@ -52,6 +53,14 @@ pub trait Ledger: Send + Sync {
     async fn find_record(&self, anchor_hash: &Digest)
         -> Result<Option<OnChainRecord>, LedgerError>;
 
+    /// Reads the consent entry of `consent_id`, or `None` when the chain
+    /// has none. Errors: [`LedgerError::Unavailable`],
+    /// [`LedgerError::ContractsMissing`].
+    async fn find_consent(
+        &self,
+        consent_id: uuid::Uuid,
+    ) -> Result<Option<OnChainConsent>, LedgerError>;
+
     /// Reports chain id and head block, proving the node responds and the
     /// contracts exist. Errors: [`LedgerError::Unavailable`],
     /// [`LedgerError::ContractsMissing`].
@@ -96,4 +105,44 @@ pub trait OutboxStore: Send + Sync {
     /// Marks the job and its target row failed for good. Errors:
     /// [`OutboxError::Unavailable`].
     async fn fail(&self, job_id: i64, error: &str) -> Result<(), OutboxError>;
+}
+
+/// Error from signing a consent message.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SignerError {
+    /// The secret key is not a valid secp256k1 scalar (wrong length, zero,
+    /// or not below the curve order).
+    #[error("invalid custodial key: {0}")]
+    InvalidKey(String),
+    /// The key does not belong to the patient named in the message, so the
+    /// contract would reject the signature.
+    #[error("the custodial key does not control patient address {0}")]
+    WrongKey(crate::types::Address),
+    /// Signing itself failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// Signs consent messages with a patient's custodial key, as the
+/// `ConsentRegistry` contract verifies them (EIP-712 over the deployed
+/// contract's domain). Implementations must not keep or log the key, and
+/// must wipe every copy they make of it before returning.
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait ConsentSigner: Send + Sync {
+    /// Signs the `Grant` message of `terms` with the 32-byte `secret_key`.
+    /// Errors: [`SignerError::InvalidKey`], [`SignerError::WrongKey`] when
+    /// the key's address is not `terms.patient`, [`SignerError::Signing`].
+    fn sign_grant(
+        &self,
+        secret_key: &[u8],
+        terms: &GrantTerms,
+    ) -> Result<ConsentSignature, SignerError>;
+
+    /// Signs the `Revoke` message of `terms` with the 32-byte `secret_key`.
+    /// Errors: as for [`ConsentSigner::sign_grant`].
+    fn sign_revocation(
+        &self,
+        secret_key: &[u8],
+        terms: &RevokeTerms,
+    ) -> Result<ConsentSignature, SignerError>;
 }

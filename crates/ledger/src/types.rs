@@ -6,6 +6,8 @@ use meditrustal_crypto::Digest;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::consent::{SignedGrant, SignedRevocation};
+
 /// An Ethereum account address, spelled `0x`-prefixed lowercase hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Address([u8; 20]);
@@ -140,6 +142,10 @@ pub enum LedgerJob {
     RegisterUser(UserRegistration),
     /// Anchor a record hash on `MedicalRecordRegistry`.
     AnchorRecord(RecordAnchor),
+    /// Record a patient-signed consent on `ConsentRegistry`.
+    GrantConsent(SignedGrant),
+    /// Record a patient-signed revocation on `ConsentRegistry`.
+    RevokeConsent(SignedRevocation),
     /// Anchor an audit chain head on `AuditAnchorRegistry`.
     AnchorAuditHead(AuditHeadAnchor),
 }
@@ -150,6 +156,8 @@ impl LedgerJob {
         match self {
             Self::RegisterUser(_) => "register_user",
             Self::AnchorRecord(_) => "anchor_record",
+            Self::GrantConsent(_) => "grant_consent",
+            Self::RevokeConsent(_) => "revoke_consent",
             Self::AnchorAuditHead(_) => "anchor_audit_head",
         }
     }
@@ -210,6 +218,9 @@ pub struct OnChainRecord {
     pub timestamp: u64,
     /// Block in which the entry was written.
     pub block_number: u64,
+    /// Transaction that wrote the entry, from its `RecordAdded` event;
+    /// `None` if the node no longer serves that log.
+    pub tx_hash: Option<TxHash>,
 }
 
 /// Health of the chain connection.

@@ -8,24 +8,29 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use meditrustal_adapter_ethers::{
-    check_deployment, DeploymentManifest, EthersConfig, EthersLedger, RandomAccountGenerator,
+    check_deployment, DeploymentManifest, Eip712ConsentSigner, EthersConfig, EthersLedger,
+    RandomAccountGenerator,
 };
 use meditrustal_adapter_paseto::{
-    BcryptHasher, PasetoTokens, SigningKey, SigningSeed, TokenConfig, TokenKeyId,
+    BcryptHasher, PasetoTokens, SigningKey, SigningSeed, TokenConfig, TokenKeyId, VerifyingKey,
 };
 use meditrustal_adapter_postgres::{
-    PgAuditStore, PgOutboxStore, PgRecordStore, PgUserStore, Pool, PoolConfig,
+    PgAuditStore, PgConsentStore, PgLoginThrottle, PgMailOutbox, PgMfaStore, PgOneTimeTokenStore,
+    PgOutboxStore, PgRecordStore, PgSessionStore, PgUserAdminStore, PgUserStore, Pool, PoolConfig,
 };
 use meditrustal_audit::AuditService;
+use meditrustal_crypto::KeyProvider;
 use meditrustal_http_api::{AppState, ComponentHealth, HttpSettings, ReadinessProbe};
-use meditrustal_identity::IdentityService;
+use meditrustal_identity::{
+    AdminService, IdentityService, SecurityPolicy, SecurityPorts, ThrottlePolicy,
+};
 use meditrustal_ledger::{BackoffPolicy, Ledger, OutboxProcessor};
-use meditrustal_records::{JobSignal, RecordService};
+use meditrustal_records::{ConsentService, JobSignal, RecordService};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::config::Settings;
+use crate::config::{AuthSettings, Settings};
 use crate::keys::Keys;
 
 /// A started service: the HTTP server, the outbox worker and the audit
@@ -108,17 +113,32 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     let ledger: Arc<EthersLedger> =
         Arc::new(EthersLedger::connect(&chain_config, manifest).context("invalid chain settings")?);
     let pool = pool(settings)?;
+    meditrustal_adapter_postgres::check_master_key(&pool, keys.master.current())
+        .await
+        .context("refusing to start")?;
 
     let signal = Arc::new(WorkerSignal(Notify::new()));
     let keyring = Arc::new(keys.master);
     let identity =
         identity_service(settings, &keys.signing_key, pool.clone(), keyring.clone()).await?;
+    let record_store = Arc::new(PgRecordStore::new(pool.clone()));
+    let consent_store = Arc::new(PgConsentStore::new(pool.clone()));
     let records = RecordService::new(
-        Arc::new(PgRecordStore::new(pool.clone())),
+        record_store.clone(),
+        consent_store.clone(),
         ledger.clone(),
-        keyring,
+        keyring.clone(),
         signal.clone(),
     );
+    let consents = ConsentService::new(
+        consent_store,
+        record_store,
+        keyring,
+        Arc::new(Eip712ConsentSigner::for_manifest(ledger.manifest())),
+        signal.clone(),
+        break_glass_duration(settings)?,
+    );
+    let admin = AdminService::new(Arc::new(PgUserAdminStore::new(pool.clone())));
     let readiness = Arc::new(Readiness {
         pool: pool.clone(),
         ledger: ledger.clone(),
@@ -138,6 +158,8 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     let state = AppState {
         identity: Arc::new(identity),
         records: Arc::new(records),
+        consents: Arc::new(consents),
+        admin: Arc::new(admin),
         audit: audit.clone(),
         readiness,
     };
@@ -146,6 +168,7 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
         workers: settings.server.workers,
         trusted_proxies: settings.server.trusted_proxy_networks()?,
+        body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
     };
     let server = meditrustal_http_api::server(listener, state, http)?;
 
@@ -175,7 +198,20 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     })
 }
 
-async fn identity_service(
+fn break_glass_duration(settings: &Settings) -> anyhow::Result<chrono::TimeDelta> {
+    let seconds = settings.consent.break_glass_secs;
+    i64::try_from(seconds)
+        .ok()
+        .filter(|seconds| *seconds > 0)
+        .and_then(chrono::TimeDelta::try_seconds)
+        .with_context(|| {
+            format!("invalid consent.break_glass_secs {seconds}: use a positive number of seconds")
+        })
+}
+
+/// Builds the identity service with its PostgreSQL, bcrypt, PASETO and key
+/// adapters.
+pub async fn identity_service(
     settings: &Settings,
     signing_key: &secrecy::SecretString,
     pool: Pool,
@@ -187,7 +223,7 @@ async fn identity_service(
         .context("invalid MEDITRUSTAL__AUTH__SIGNING_KEY")?;
     let tokens = PasetoTokens::new(
         SigningKey::from_seed(kid, &seed)?,
-        [],
+        previous_public_keys(&settings.auth)?,
         TokenConfig {
             audience: settings.auth.audience.clone(),
             lifetime_secs: settings.auth.token_lifetime_secs,
@@ -200,15 +236,104 @@ async fn identity_service(
     )
     .context("invalid auth.bcrypt_cost")?;
 
+    // NOTE: the development notifier stores reset tokens in clear text in
+    // `mail_outbox`; production needs an SMTP adapter behind `Notifier`.
+    let security = SecurityPorts {
+        sessions: Arc::new(PgSessionStore::new(pool.clone())),
+        throttle: Arc::new(PgLoginThrottle::new(pool.clone())),
+        one_time_tokens: Arc::new(PgOneTimeTokenStore::new(pool.clone())),
+        mfa: Arc::new(PgMfaStore::new(pool.clone())),
+        notifier: Arc::new(PgMailOutbox::new(pool.clone())),
+    };
+
     IdentityService::new(
         Arc::new(PgUserStore::new(pool)),
         Arc::new(hasher),
         Arc::new(tokens),
         Arc::new(RandomAccountGenerator),
         keyring,
+        security,
+        security_policy(&settings.auth)?,
     )
     .await
     .context("cannot start the identity service")
+}
+
+/// Parses `auth.previous_public_keys`, each entry `kid:<64 hex digits>`.
+pub fn previous_public_keys(auth: &AuthSettings) -> anyhow::Result<Vec<VerifyingKey>> {
+    auth.previous_public_keys
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let context = || {
+                format!(
+                    "invalid auth.previous_public_keys entry {index}: expected kid:<64 hex digits>"
+                )
+            };
+            let (kid, hex) = entry.trim().split_once(':').with_context(context)?;
+            let kid = TokenKeyId::parse(kid).with_context(context)?;
+            VerifyingKey::from_hex(kid, hex).with_context(context)
+        })
+        .collect()
+}
+
+/// Builds the session, reset, MFA and throttling policy from
+/// `auth.*` settings, rejecting zero lifetimes and limits.
+pub fn security_policy(auth: &AuthSettings) -> anyhow::Result<SecurityPolicy> {
+    let seconds = |name: &str, value: u64| -> anyhow::Result<chrono::TimeDelta> {
+        if value == 0 || value > 10 * 365 * 86_400 {
+            anyhow::bail!("invalid auth.{name} {value}: use 1 to 315360000 seconds");
+        }
+        chrono::TimeDelta::try_seconds(i64::try_from(value)?)
+            .with_context(|| format!("invalid auth.{name} {value}"))
+    };
+    let throttle = &auth.throttle;
+    if throttle.account_max_failures == 0 || throttle.ip_max_failures == 0 {
+        anyhow::bail!(
+            "invalid auth.throttle: account_max_failures and ip_max_failures must be at least 1"
+        );
+    }
+    if throttle.base_lockout_secs > throttle.max_lockout_secs {
+        anyhow::bail!(
+            "invalid auth.throttle: base_lockout_secs {} exceeds max_lockout_secs {}",
+            throttle.base_lockout_secs,
+            throttle.max_lockout_secs
+        );
+    }
+
+    Ok(SecurityPolicy {
+        refresh_token_lifetime: seconds(
+            "refresh_token_lifetime_secs",
+            auth.refresh_token_lifetime_secs,
+        )?,
+        password_reset_lifetime: seconds(
+            "password_reset_lifetime_secs",
+            auth.password_reset_lifetime_secs,
+        )?,
+        mfa_challenge_lifetime: seconds(
+            "mfa_challenge_lifetime_secs",
+            auth.mfa_challenge_lifetime_secs,
+        )?,
+        mfa_max_attempts: SecurityPolicy::default().mfa_max_attempts,
+        throttle: ThrottlePolicy {
+            account_max_failures: throttle.account_max_failures,
+            ip_max_failures: throttle.ip_max_failures,
+            forget_after: seconds("throttle.forget_after_secs", throttle.forget_after_secs)?,
+            base_lockout: seconds("throttle.base_lockout_secs", throttle.base_lockout_secs)?,
+            max_lockout: seconds("throttle.max_lockout_secs", throttle.max_lockout_secs)?,
+        },
+    })
+}
+
+/// Returns the current token public key as `kid:<64 hex digits>`, the
+/// form `auth.previous_public_keys` takes after a rotation.
+pub fn token_public_key(settings: &Settings, keys: &Keys) -> anyhow::Result<String> {
+    let kid =
+        TokenKeyId::parse(&settings.auth.signing_key_id).context("invalid auth.signing_key_id")?;
+    let seed = SigningSeed::from_hex(keys.signing_key.expose_secret())
+        .context("invalid MEDITRUSTAL__AUTH__SIGNING_KEY")?;
+    let public = SigningKey::from_seed(kid, &seed)?.verifying_key();
+    Ok(format!("{}:{}", public.kid(), public.to_hex()))
 }
 
 fn backoff_policy(settings: &Settings) -> BackoffPolicy {
@@ -358,5 +483,89 @@ fn component(name: &'static str, result: Result<(), String>) -> ComponentHealth 
             ready: false,
             detail: Some(detail),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ThrottleSettings;
+
+    /// RFC 8032 test 1 public key.
+    const PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+    fn auth(previous: &[&str]) -> AuthSettings {
+        AuthSettings {
+            token_lifetime_secs: 900,
+            audience: "meditrustal-api".into(),
+            bcrypt_cost: 4,
+            max_concurrent_hashes: 1,
+            signing_key_id: "k2".into(),
+            signing_key: None,
+            previous_public_keys: previous.iter().map(|entry| (*entry).to_owned()).collect(),
+            refresh_token_lifetime_secs: 3600,
+            password_reset_lifetime_secs: 900,
+            mfa_challenge_lifetime_secs: 300,
+            throttle: ThrottleSettings {
+                account_max_failures: 5,
+                ip_max_failures: 50,
+                forget_after_secs: 900,
+                base_lockout_secs: 30,
+                max_lockout_secs: 900,
+            },
+        }
+    }
+
+    #[test]
+    fn previous_public_keys_parse_kid_and_hex() {
+        let entry = format!("k1:{PUBLIC}");
+        let keys = previous_public_keys(&auth(&[&entry])).unwrap();
+
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid().as_str(), "k1");
+        assert_eq!(keys[0].to_hex(), PUBLIC);
+    }
+
+    #[test]
+    fn previous_public_keys_reject_malformed_entries() {
+        let cases = [
+            ("no kid", PUBLIC.to_owned()),
+            ("bad kid", format!("k 1:{PUBLIC}")),
+            ("short key", "k1:abcd".to_owned()),
+        ];
+        for (case, entry) in cases {
+            let error = previous_public_keys(&auth(&[&entry])).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "invalid auth.previous_public_keys entry 0: expected kid:<64 hex digits>",
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn security_policy_rejects_zero_and_inverted_limits() {
+        let mut zero_lifetime = auth(&[]);
+        zero_lifetime.refresh_token_lifetime_secs = 0;
+        let mut zero_failures = auth(&[]);
+        zero_failures.throttle.ip_max_failures = 0;
+        let mut inverted = auth(&[]);
+        inverted.throttle.base_lockout_secs = 901;
+
+        assert_eq!(
+            security_policy(&zero_lifetime).unwrap_err().to_string(),
+            "invalid auth.refresh_token_lifetime_secs 0: use 1 to 315360000 seconds"
+        );
+        assert_eq!(
+            security_policy(&zero_failures).unwrap_err().to_string(),
+            "invalid auth.throttle: account_max_failures and ip_max_failures must be at least 1"
+        );
+        assert_eq!(
+            security_policy(&inverted).unwrap_err().to_string(),
+            "invalid auth.throttle: base_lockout_secs 901 exceeds max_lockout_secs 900"
+        );
+        let policy = security_policy(&auth(&[])).unwrap();
+        assert_eq!(policy.refresh_token_lifetime, chrono::TimeDelta::hours(1));
+        assert_eq!(policy.throttle.base_lockout, chrono::TimeDelta::seconds(30));
     }
 }

@@ -27,6 +27,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Record encryption.
     pub crypto: CryptoSettings,
+    /// Consent and emergency access.
+    pub consent: ConsentSettings,
     /// Audit log.
     pub audit: AuditSettings,
     /// Logging.
@@ -44,6 +46,8 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Longest time to receive a request body, in milliseconds.
+    pub body_timeout_ms: u64,
     /// Browser origins allowed by CORS.
     pub cors_allowed_origins: Vec<String>,
     /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For`
@@ -134,6 +138,32 @@ pub struct AuthSettings {
     pub signing_key_id: String,
     /// Hex Ed25519 seed of the signing key.
     pub signing_key: Option<SecretString>,
+    /// Public keys of retired signing keys whose tokens still verify, each
+    /// as `kid:<64 hex digits>`.
+    pub previous_public_keys: Vec<String>,
+    /// Refresh token lifetime, in seconds; each refresh starts it anew.
+    pub refresh_token_lifetime_secs: u64,
+    /// Password reset token lifetime, in seconds.
+    pub password_reset_lifetime_secs: u64,
+    /// Time allowed for the second login step, in seconds.
+    pub mfa_challenge_lifetime_secs: u64,
+    /// Failed-login limits.
+    pub throttle: ThrottleSettings,
+}
+
+/// Limits on failed logins, second-factor codes and password checks.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ThrottleSettings {
+    /// Failures per login name or user before the first lockout.
+    pub account_max_failures: u32,
+    /// Failures per client IP before the first lockout.
+    pub ip_max_failures: u32,
+    /// Quiet time after which failures are forgotten, in seconds.
+    pub forget_after_secs: u64,
+    /// First lockout, in seconds; each further failure doubles it.
+    pub base_lockout_secs: u64,
+    /// Maximum lockout, in seconds.
+    pub max_lockout_secs: u64,
 }
 
 /// Record encryption settings.
@@ -151,6 +181,13 @@ pub struct AuditSettings {
     /// How often the current audit chain head is queued for anchoring when
     /// it has moved, in milliseconds.
     pub anchor_interval_ms: u64,
+}
+
+/// Consent and emergency access settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ConsentSettings {
+    /// How long a break-glass access lasts, in seconds.
+    pub break_glass_secs: u64,
 }
 
 /// Log output format.
@@ -188,7 +225,8 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("server.cors_allowed_origins")
-                    .with_list_parse_key("server.trusted_proxies"),
+                    .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("auth.previous_public_keys"),
             )
             .build()?
             .try_deserialize()

@@ -8,4 +8,5 @@ pub mod app;
 pub mod audit;
 pub mod config;
 pub mod keys;
+pub mod operator;
 pub mod telemetry;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use meditrustal::app;
 use meditrustal::config::Settings;
 use meditrustal::keys;
+use meditrustal::operator::{self, NewAdmin};
 use meditrustal_adapter_ethers::{
     check_deployment, deploy_audit_anchor_registry, deploy_contracts, DeploymentError,
     DeploymentManifest,
@@ -37,6 +38,11 @@ enum Command {
     Serve,
     /// Apply pending database migrations.
     Migrate,
+    /// Print key material that operators carry between configurations.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Deploy the contracts and write the deployment manifest.
     DeployContracts {
         /// Keep the current deployment when its manifest matches the chain.
@@ -51,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Create or promote admin accounts; the API never does.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -58,6 +69,36 @@ enum AuditCommand {
     /// Check every audit event from the first against the hash chain and
     /// the heads anchored on-chain; exit 1 naming the first broken event.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin account. The password is read from the environment
+    /// variable MEDITRUSTAL_ADMIN_PASSWORD, or else from the first line of
+    /// standard input.
+    Create {
+        /// Username: 3 to 32 ASCII letters, digits, '.', '_' or '-'.
+        #[arg(long)]
+        username: String,
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        full_name: Option<String>,
+    },
+    /// Make an existing user an admin.
+    Promote {
+        /// The user's username, in any letter case.
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print the public key of the current token signing key as
+    /// kid:<64 hex digits>, the form auth.previous_public_keys takes.
+    TokenPublicKey,
 }
 
 fn main() -> ExitCode {
@@ -107,6 +148,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             tracing::info!(applied = applied.len(), versions = ?applied, "database migrated");
             Ok(())
         }
+        Command::Keys {
+            command: KeysCommand::TokenPublicKey,
+        } => {
+            let keys = keys::resolve(&settings)?;
+            println!("{}", app::token_public_key(&settings, &keys)?);
+            Ok(())
+        }
         Command::DeployContracts {
             if_needed,
             fund_registrar,
@@ -114,6 +162,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => verify_audit(&settings).await,
+        Command::Admin { command } => admin(&settings, command).await,
     }
 }
 
@@ -132,32 +181,67 @@ async fn verify_audit(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
+    let user = match command {
+        AdminCommand::Create {
+            username,
+            email,
+            full_name,
+        } => {
+            let password = operator::read_password(&mut std::io::stdin().lock())?;
+            let keys = keys::resolve(settings)?;
+            let admin = NewAdmin {
+                username,
+                email,
+                full_name,
+                password,
+            };
+            operator::create_admin(settings, keys, admin).await?
+        }
+        AdminCommand::Promote { username } => operator::promote(settings, &username).await?,
+    };
+    println!(
+        "{} ({}) is an admin; id {}",
+        user.username.as_str(),
+        user.email.as_str(),
+        user.id
+    );
+    Ok(())
+}
+
 async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> anyhow::Result<()> {
     let keys = keys::resolve(settings)?;
     let config = app::ethers_config(settings, &keys);
     let path = settings.manifest_path();
 
     if if_needed && path.exists() {
-        let manifest = DeploymentManifest::load(&path)?;
-        match check_deployment(&config, &manifest).await {
-            Ok(()) => {
-                tracing::info!(manifest = %path.display(), "deployment matches the chain; nothing to deploy");
-                return Ok(());
-            }
-            // The other contracts and their entries stay in use.
-            Err(DeploymentError::NotInManifest { contract }) => {
-                tracing::info!(
-                    contract,
-                    "deployment predates a contract; deploying it alone"
-                );
-                let updated = deploy_audit_anchor_registry(&config, &manifest)
-                    .await
-                    .context("deployment failed")?;
-                updated.save(&path)?;
-                return Ok(());
-            }
+        // A manifest from before `ConsentRegistry` does not load; it is
+        // replaced like one that does not match the chain. One from before
+        // `AuditAnchorRegistry` loads, and that contract is added to it.
+        match DeploymentManifest::load(&path) {
+            Ok(manifest) => match check_deployment(&config, &manifest).await {
+                Ok(()) => {
+                    tracing::info!(manifest = %path.display(), "deployment matches the chain; nothing to deploy");
+                    return Ok(());
+                }
+                // The other contracts and their entries stay in use.
+                Err(DeploymentError::NotInManifest { contract }) => {
+                    tracing::info!(
+                        contract,
+                        "deployment predates a contract; deploying it alone"
+                    );
+                    let updated = deploy_audit_anchor_registry(&config, &manifest)
+                        .await
+                        .context("deployment failed")?;
+                    updated.save(&path)?;
+                    return Ok(());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "deployment does not match the chain; deploying again")
+                }
+            },
             Err(error) => {
-                tracing::warn!(%error, "deployment does not match the chain; deploying again")
+                tracing::warn!(%error, "deployment manifest does not load; deploying again")
             }
         }
     }
@@ -176,6 +260,7 @@ async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> a
         chain_id = manifest.chain_id,
         user_registry = %manifest.contracts.user_registry.address,
         medical_record_registry = %manifest.contracts.medical_record_registry.address,
+        consent_registry = %manifest.contracts.consent_registry.address,
         audit_anchor_registry = ?manifest.contracts.audit_anchor_registry.map(|contract| contract.address),
         "contracts deployed"
     );

@@ -9,8 +9,10 @@ use crate::config::{LogFormat, LogSettings};
 pub fn init(settings: &LogSettings) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
+    // Colour codes only help a terminal; in files they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _already_set = match settings.format {
         LogFormat::Json => builder

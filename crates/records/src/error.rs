@@ -1,3 +1,7 @@
+use meditrustal_identity::UserId;
+
+use crate::types::RecordId;
+
 /// Errors of the record service, each mapped to one HTTP status at the edge.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
@@ -16,6 +20,10 @@ pub enum RecordError {
     /// The caller may not perform this action for this patient.
     #[error("{0}")]
     Forbidden(String),
+    /// A doctor asked for records that no consent or break-glass access
+    /// covers, or that do not exist; the two cases look the same.
+    #[error("access denied: no consent covers this {}", .0.action)]
+    AccessDenied(AccessDenial),
     /// The stored ciphertext failed its integrity check; no plaintext is
     /// returned.
     #[error("record failed its integrity check")]
@@ -25,5 +33,54 @@ pub enum RecordError {
     Unavailable(String),
     /// A failure that is not the caller's fault.
     #[error("internal record error: {0}")]
+    Internal(String),
+}
+
+/// A doctor's request that no consent or break-glass access allows. The
+/// HTTP body is the same in every case; the fields are for logs and audit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccessDenial {
+    /// The doctor who asked.
+    pub doctor_id: UserId,
+    /// The patient concerned, when the record or patient exists.
+    pub patient_id: Option<UserId>,
+    /// The record concerned, for reads and verifications.
+    pub record_id: Option<RecordId>,
+    /// The requested action: `read`, `verify`, `list` or `create`.
+    pub action: &'static str,
+}
+
+/// Errors of the consent service, each mapped to one HTTP status at the edge.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConsentError {
+    /// A request field failed validation.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// Name of the field, as the API spells it.
+        field: &'static str,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+    /// The caller's role may not perform this action.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No consent with this id exists that the caller may change or see.
+    #[error("consent not found")]
+    ConsentNotFound,
+    /// The record does not exist or the caller may not see it. The
+    /// response is the same as for [`RecordError::NotFound`].
+    #[error("record not found")]
+    RecordNotFound,
+    /// No active patient with this id exists.
+    #[error("patient not found")]
+    PatientNotFound,
+    /// The consent was revoked before.
+    #[error("consent already revoked")]
+    AlreadyRevoked,
+    /// The database is unreachable. Retry later.
+    #[error("consent store unavailable: {0}")]
+    Unavailable(String),
+    /// A failure that is not the caller's fault (key unsealing, signing).
+    #[error("internal consent error: {0}")]
     Internal(String),
 }

@@ -3,9 +3,13 @@
 //!
 //! A record's content is sealed with envelope encryption (`crypto`) before
 //! it reaches the [`RecordStore`], and its anchor hash is queued for the
-//! chain (`ledger`) in the same store transaction. Depends on the other
-//! domain crates only.
+//! chain (`ledger`) in the same store transaction. Doctors reach a
+//! patient's records only through the patient's consents, checked on every
+//! request, or a time-limited break-glass access ([`ConsentService`]).
+//! Depends on the other domain crates only.
 
+mod consent;
+mod consent_service;
 mod error;
 pub mod fhir;
 pub mod json;
@@ -14,17 +18,24 @@ mod service;
 mod types;
 mod verify;
 
-pub use error::RecordError;
-pub use ports::{JobSignal, RecordStore, RecordStoreError};
+pub use consent::{
+    scope_hash, Access, AccessBasis, AccessGrants, BreakGlass, BreakGlassFilter, Consent,
+    ConsentId, ConsentParty, ConsentScope, ConsentStatus, Party, PartyRef,
+};
+pub use consent_service::{ConsentService, GrantRequest};
+pub use error::{AccessDenial, ConsentError, RecordError};
+pub use ports::{ConsentStore, ConsentStoreError, JobSignal, RecordStore, RecordStoreError};
 pub use service::{NewRecordRequest, RecordPage, RecordService};
 pub use types::{
-    anchor_hash, record_aad, Cursor, ListQuery, MedicalRecord, PatientSelector, RecordId,
-    RecordType, StoredRecord,
+    anchor_hash, record_aad, Cursor, ListQuery, MedicalRecord, PatientSelector, RecordFilter,
+    RecordId, RecordType, StoredRecord,
 };
 pub use verify::{Check, CheckOutcome, Verification};
 
 #[cfg(feature = "mock")]
-pub use ports::{MockJobSignal, MockRecordStore};
+pub use ports::{MockConsentStore, MockJobSignal, MockRecordStore};
 
+#[cfg(test)]
+mod consent_service_tests;
 #[cfg(test)]
 mod service_tests;

@@ -7,11 +7,12 @@ use meditrustal_ledger::{AnchorState, Ledger, LedgerJob, RecordAnchor};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::error::RecordError;
-use crate::ports::{JobSignal, RecordStore, RecordStoreError};
+use crate::consent::{Access, AccessBasis, AccessGrants};
+use crate::error::{AccessDenial, RecordError};
+use crate::ports::{ConsentStore, JobSignal, RecordStore, RecordStoreError};
 use crate::types::{
-    anchor_hash, record_aad, Cursor, ListQuery, MedicalRecord, PatientSelector, RecordId,
-    RecordType, StoredRecord,
+    anchor_hash, record_aad, Cursor, ListQuery, MedicalRecord, PatientSelector, RecordFilter,
+    RecordId, RecordType, StoredRecord,
 };
 use crate::verify::{self, Verification};
 
@@ -20,8 +21,9 @@ use crate::verify::{self, Verification};
 pub struct NewRecordRequest {
     /// Type name in any letter case.
     pub record_type: String,
-    /// Optional metadata; must be a JSON object or null.
-    pub record_metadata: Option<Value>,
+    /// Optional metadata as JSON text, exactly as sent; must be an object
+    /// or null. It is stored as sent, so numbers keep every digit.
+    pub record_metadata: Option<String>,
     /// The content, typically FHIR R4 JSON; stored byte for byte.
     pub raw_data: String,
     /// The owner; defaults to the caller.
@@ -43,9 +45,12 @@ const MAX_PAGE_SIZE: u32 = 200;
 /// Maximum size of the canonical metadata JSON, in bytes.
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 
-/// Create, read, list and verify rules over the record ports.
+/// Create, read, list and verify rules over the record ports. A doctor's
+/// request is checked against the patient's consents and break-glass
+/// accesses, read from the [`ConsentStore`] on every call.
 pub struct RecordService {
     store: Arc<dyn RecordStore>,
+    consents: Arc<dyn ConsentStore>,
     ledger: Arc<dyn Ledger>,
     keys: Arc<dyn KeyProvider>,
     signal: Arc<dyn JobSignal>,
@@ -55,12 +60,14 @@ impl RecordService {
     /// Builds the service over its ports.
     pub fn new(
         store: Arc<dyn RecordStore>,
+        consents: Arc<dyn ConsentStore>,
         ledger: Arc<dyn Ledger>,
         keys: Arc<dyn KeyProvider>,
         signal: Arc<dyn JobSignal>,
     ) -> Self {
         Self {
             store,
+            consents,
             ledger,
             keys,
             signal,
@@ -70,15 +77,18 @@ impl RecordService {
     /// Validates, seals and stores a record with its anchoring job. The
     /// chain is not contacted: the record is anchored in the background.
     /// Errors: [`RecordError::Forbidden`] when the caller may not create
-    /// for that patient, [`RecordError::Invalid`],
+    /// for that patient, [`RecordError::AccessDenied`] for a doctor without
+    /// a write consent covering the type, [`RecordError::Invalid`],
     /// [`RecordError::Unavailable`].
     pub async fn create(
         &self,
         caller: &Principal,
         request: NewRecordRequest,
     ) -> Result<MedicalRecord, RecordError> {
-        let patient_id = creation_owner(caller, request.patient_id)?;
         let record_type = parse_record_type(&request.record_type)?;
+        let patient_id = self
+            .creation_owner(caller, request.patient_id, record_type)
+            .await?;
         let metadata_json = canonical_metadata(request.record_metadata)?;
         validate_raw_data(&request.raw_data)?;
 
@@ -130,10 +140,12 @@ impl RecordService {
         Ok(stored.record)
     }
 
-    /// Lists a patient's records, newest first. Errors:
-    /// [`RecordError::Forbidden`] for another patient's list,
-    /// [`RecordError::Invalid`] for a bad filter, limit or cursor,
-    /// [`RecordError::Unavailable`].
+    /// Lists a patient's records, newest first. A doctor gets only the
+    /// records that the patient's consents in force cover, or all of them
+    /// during break-glass access. Errors: [`RecordError::Forbidden`] for
+    /// another patient's list, [`RecordError::AccessDenied`] for a doctor
+    /// with neither, [`RecordError::Invalid`] for a bad filter, limit or
+    /// cursor, [`RecordError::Unavailable`].
     pub async fn list(
         &self,
         caller: &Principal,
@@ -142,15 +154,7 @@ impl RecordService {
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<RecordPage, RecordError> {
-        let patient_id = match patient {
-            PatientSelector::Me => caller.user_id,
-            PatientSelector::Patient(id) if id == caller.user_id => id,
-            PatientSelector::Patient(_) => {
-                return Err(RecordError::Forbidden(
-                    "you may only list your own records".into(),
-                ))
-            }
-        };
+        let (patient_id, within) = self.listable(caller, patient).await?;
         let record_type = record_type.map(parse_record_type).transpose()?;
         let limit = parse_limit(limit)?;
         let after = cursor
@@ -165,6 +169,7 @@ impl RecordService {
         let query = ListQuery {
             patient_id,
             record_type,
+            within,
             limit: limit + 1,
             after,
         };
@@ -184,14 +189,16 @@ impl RecordService {
 
     /// Reads a record with its decrypted content. Errors:
     /// [`RecordError::NotFound`] for a missing record or one the caller may
-    /// not see, [`RecordError::Integrity`] when the stored ciphertext was
+    /// not see, [`RecordError::AccessDenied`] when a doctor has neither
+    /// consent nor break-glass access (also for a missing record),
+    /// [`RecordError::Integrity`] when the stored ciphertext was
     /// altered, [`RecordError::Unavailable`].
     pub async fn read(
         &self,
         caller: &Principal,
         id: RecordId,
     ) -> Result<(MedicalRecord, String), RecordError> {
-        let stored = self.visible_record(caller, id).await?;
+        let stored = self.visible_record(caller, id, "read").await?;
 
         let plaintext = meditrustal_crypto::open(
             self.keys.as_ref(),
@@ -210,6 +217,7 @@ impl RecordService {
 
     /// Checks a record against its own hashes and the chain; each check
     /// reports its own result. Errors: [`RecordError::NotFound`],
+    /// [`RecordError::AccessDenied`] for doctors,
     /// [`RecordError::Unavailable`] (database only: chain trouble is a
     /// failed check, not an error).
     pub async fn verify(
@@ -217,7 +225,7 @@ impl RecordService {
         caller: &Principal,
         id: RecordId,
     ) -> Result<Verification, RecordError> {
-        let stored = self.visible_record(caller, id).await?;
+        let stored = self.visible_record(caller, id, "verify").await?;
         Ok(verify::verify_record(&stored, self.keys.as_ref(), self.ledger.as_ref()).await)
     }
 
@@ -230,40 +238,124 @@ impl RecordService {
         Ok(stored.map(|stored| stored.record.patient_id))
     }
 
+    /// Loads a record the caller may read. Patients read their own records
+    /// and get [`RecordError::NotFound`] for any other. Doctors need a
+    /// consent or break-glass access, and get [`RecordError::AccessDenied`]
+    /// without one, whether the record exists or not.
     async fn visible_record(
         &self,
         caller: &Principal,
         id: RecordId,
+        action: &'static str,
     ) -> Result<StoredRecord, RecordError> {
         let stored = self.store.find(id).await.map_err(unavailable)?;
-        match stored {
-            Some(stored) if may_read(caller, &stored.record) => Ok(stored),
-            _ => Err(RecordError::NotFound),
+        if caller.role != Role::Doctor {
+            return match stored {
+                Some(stored) if may_read(caller, &stored.record) => Ok(stored),
+                _ => Err(RecordError::NotFound),
+            };
+        }
+
+        let denial = AccessDenial {
+            doctor_id: caller.user_id,
+            patient_id: stored.as_ref().map(|stored| stored.record.patient_id),
+            record_id: Some(id),
+            action,
+        };
+        let Some(stored) = stored else {
+            return Err(RecordError::AccessDenied(denial));
+        };
+        let grants = self
+            .grants(stored.record.patient_id, caller.user_id)
+            .await?;
+        match grants.basis_for(&stored.record, Access::Read) {
+            Some(AccessBasis::BreakGlass(event)) => {
+                tracing::warn!(record.id = %id, doctor.id = %caller.user_id, break_glass.id = %event, action, "record opened under break-glass access");
+                Ok(stored)
+            }
+            Some(AccessBasis::Consent(_)) => Ok(stored),
+            None => Err(RecordError::AccessDenied(denial)),
         }
     }
-}
 
-/// Who may create a record for whom: a patient for themself only. Doctors
-/// and admins need a consent model that this version does not have yet.
-fn creation_owner(caller: &Principal, requested: Option<Uuid>) -> Result<UserId, RecordError> {
-    match caller.role {
-        Role::Patient => match requested {
-            None => Ok(caller.user_id),
-            Some(id) if UserId(id) == caller.user_id => Ok(caller.user_id),
-            Some(_) => Err(RecordError::Forbidden(
-                "patients may only create records for themselves".into(),
+    /// Resolves whose records a listing shows, and the filter a doctor's
+    /// consents put on them.
+    async fn listable(
+        &self,
+        caller: &Principal,
+        patient: PatientSelector,
+    ) -> Result<(UserId, Option<RecordFilter>), RecordError> {
+        match patient {
+            PatientSelector::Me => Ok((caller.user_id, None)),
+            PatientSelector::Patient(id) if id == caller.user_id => Ok((id, None)),
+            PatientSelector::Patient(id) if caller.role == Role::Doctor => {
+                let grants = self.grants(id, caller.user_id).await?;
+                let within =
+                    grants
+                        .read_filter()
+                        .ok_or(RecordError::AccessDenied(AccessDenial {
+                            doctor_id: caller.user_id,
+                            patient_id: Some(id),
+                            record_id: None,
+                            action: "list",
+                        }))?;
+                Ok((id, within))
+            }
+            PatientSelector::Patient(_) => Err(RecordError::Forbidden(
+                "you may only list your own records".into(),
             )),
-        },
-        Role::Doctor => Err(RecordError::Forbidden(
-            "doctors may create records only with the patient's consent".into(),
-        )),
-        Role::Admin => Err(RecordError::Forbidden(
-            "admins do not create medical records".into(),
-        )),
+        }
+    }
+
+    /// Returns the owner of a new record: the caller if a patient, or the
+    /// named patient if their write consent covers the type for a doctor.
+    /// Admins never create records.
+    async fn creation_owner(
+        &self,
+        caller: &Principal,
+        requested: Option<Uuid>,
+        record_type: RecordType,
+    ) -> Result<UserId, RecordError> {
+        match caller.role {
+            Role::Patient => match requested {
+                None => Ok(caller.user_id),
+                Some(id) if UserId(id) == caller.user_id => Ok(caller.user_id),
+                Some(_) => Err(RecordError::Forbidden(
+                    "patients may only create records for themselves".into(),
+                )),
+            },
+            Role::Doctor => {
+                let patient = requested.map(UserId).ok_or_else(|| RecordError::Invalid {
+                    field: "patient_id".into(),
+                    message: "doctors must name the patient the record belongs to".into(),
+                })?;
+                let grants = self.grants(patient, caller.user_id).await?;
+                if grants.write_basis(record_type).is_some() {
+                    return Ok(patient);
+                }
+                Err(RecordError::AccessDenied(AccessDenial {
+                    doctor_id: caller.user_id,
+                    patient_id: Some(patient),
+                    record_id: None,
+                    action: "create",
+                }))
+            }
+            Role::Admin => Err(RecordError::Forbidden(
+                "admins do not create medical records".into(),
+            )),
+        }
+    }
+
+    async fn grants(&self, patient: UserId, doctor: UserId) -> Result<AccessGrants, RecordError> {
+        self.consents
+            .access_grants(patient, doctor, Utc::now())
+            .await
+            .map_err(|error| RecordError::Unavailable(error.to_string()))
     }
 }
 
-/// Only the owning patient reads a record; admins never read content.
+/// Returns whether the caller is the patient who owns the record. Admins
+/// never read content, and doctors are checked against consents instead.
 fn may_read(caller: &Principal, record: &MedicalRecord) -> bool {
     caller.role == Role::Patient && caller.user_id == record.patient_id
 }
@@ -286,37 +378,50 @@ fn parse_limit(limit: Option<u32>) -> Result<u32, RecordError> {
     }
 }
 
-/// Checks metadata and returns its canonical JSON text. Rejects non-objects
-/// and NUL characters, which PostgreSQL text cannot store and which hide
-/// content from readers.
-fn canonical_metadata(metadata: Option<Value>) -> Result<Option<String>, RecordError> {
-    let object = match metadata {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Object(object)) => object,
-        Some(_) => {
+/// Checks metadata JSON text and returns the text to store: the object as
+/// sent, without surrounding whitespace. Rejects non-objects, duplicate
+/// keys, numbers out of range and NUL characters (PostgreSQL text cannot
+/// store NUL, and it hides content from readers).
+fn canonical_metadata(metadata: Option<String>) -> Result<Option<String>, RecordError> {
+    let Some(text) = metadata else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    let value = crate::json::parse_strict(text).map_err(|problem| RecordError::Invalid {
+        field: field_path("record_metadata", &problem.path),
+        message: problem.message,
+    })?;
+    match &value {
+        Value::Null => return Ok(None),
+        Value::Object(_) => {}
+        _ => {
             return Err(RecordError::Invalid {
                 field: "record_metadata".into(),
                 message: "must be a JSON object or null".into(),
             })
         }
-    };
-    let value = Value::Object(object);
+    }
     if let Some(path) = find_nul(&value, "record_metadata") {
         return Err(RecordError::Invalid {
             field: path,
             message: "must not contain NUL (\\u0000) characters".into(),
         });
     }
-
-    let text =
-        serde_json::to_string(&value).map_err(|error| RecordError::Internal(error.to_string()))?;
     if text.len() > MAX_METADATA_BYTES {
         return Err(RecordError::Invalid {
             field: "record_metadata".into(),
             message: format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
         });
     }
-    Ok(Some(text))
+    Ok(Some(text.to_owned()))
+}
+
+fn field_path(root: &str, path: &str) -> String {
+    match path {
+        "" => root.to_owned(),
+        _ if path.starts_with('[') => format!("{root}{path}"),
+        _ => format!("{root}.{path}"),
+    }
 }
 
 fn find_nul(value: &Value, path: &str) -> Option<String> {

@@ -5,15 +5,17 @@ use std::sync::{Arc, Mutex};
 use meditrustal_crypto::{sha256, KeyId, MasterKey, MasterKeyring};
 use meditrustal_identity::{Did, Principal, Role, UserId};
 use meditrustal_ledger::{
-    AnchorStatus, ChainAnchor, LedgerError, LedgerJob, MockLedger, OnChainRecord, TxStatus,
+    Address, AnchorState, AnchorStatus, ChainAnchor, ConsentSignature, LedgerError, LedgerJob,
+    MockLedger, OnChainRecord, TxStatus,
 };
 use mockall::predicate::always;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::ports::{MockJobSignal, MockRecordStore};
+use crate::ports::{MockConsentStore, MockJobSignal, MockRecordStore};
 use crate::{
-    CheckOutcome, NewRecordRequest, PatientSelector, RecordError, RecordId, RecordService,
+    Access, AccessDenial, AccessGrants, CheckOutcome, Consent, ConsentId, ConsentScope,
+    NewRecordRequest, PatientSelector, RecordError, RecordFilter, RecordId, RecordService,
     RecordType, StoredRecord,
 };
 
@@ -41,6 +43,7 @@ fn doctor(n: u128) -> Principal {
 }
 
 fn request(metadata: Option<serde_json::Value>) -> NewRecordRequest {
+    let metadata = metadata.map(|value| value.to_string());
     NewRecordRequest {
         record_type: "lab_result".into(),
         record_metadata: metadata,
@@ -50,7 +53,51 @@ fn request(metadata: Option<serde_json::Value>) -> NewRecordRequest {
 }
 
 fn service(store: MockRecordStore, ledger: MockLedger, signal: MockJobSignal) -> RecordService {
-    RecordService::new(Arc::new(store), Arc::new(ledger), keys(), Arc::new(signal))
+    service_with_consents(store, MockConsentStore::new(), ledger, signal)
+}
+
+fn service_with_consents(
+    store: MockRecordStore,
+    consents: MockConsentStore,
+    ledger: MockLedger,
+    signal: MockJobSignal,
+) -> RecordService {
+    RecordService::new(
+        Arc::new(store),
+        Arc::new(consents),
+        Arc::new(ledger),
+        keys(),
+        Arc::new(signal),
+    )
+}
+
+/// A consent store whose `access_grants` returns `grants` once.
+fn consents_granting(grants: AccessGrants) -> MockConsentStore {
+    let mut consents = MockConsentStore::new();
+    consents
+        .expect_access_grants()
+        .times(1)
+        .returning(move |_, _, _| Ok(grants.clone()));
+    consents
+}
+
+fn consent_of(patient: &Principal, access: Access, scope: ConsentScope) -> Consent {
+    Consent {
+        id: ConsentId(Uuid::from_u128(77)),
+        patient_id: patient.user_id,
+        patient_address: Address::from_bytes([1; 20]),
+        doctor_id: doctor(9).user_id,
+        doctor_address: Address::from_bytes([9; 20]),
+        access,
+        scope,
+        purpose: None,
+        expires_at: None,
+        created_at: chrono::Utc::now(),
+        revoked_at: None,
+        grant_signature: ConsentSignature::from_bytes([0; 65]),
+        grant_anchor: AnchorState::pending(),
+        revocation_anchor: None,
+    }
 }
 
 /// Creates a record through a real service over a capturing store, and
@@ -142,14 +189,194 @@ async fn doctor_without_consent_cannot_create() {
     let mut for_patient = request(None);
     for_patient.patient_id = Some(Uuid::from_u128(1));
 
-    let error = service(store, MockLedger::new(), MockJobSignal::new())
+    let consents = consents_granting(AccessGrants::default());
+
+    let error = service_with_consents(store, consents, MockLedger::new(), MockJobSignal::new())
         .create(&doctor(9), for_patient)
         .await
         .unwrap_err();
 
     assert_eq!(
         error,
-        RecordError::Forbidden("doctors may create records only with the patient's consent".into())
+        RecordError::AccessDenied(AccessDenial {
+            doctor_id: doctor(9).user_id,
+            patient_id: Some(UserId(Uuid::from_u128(1))),
+            record_id: None,
+            action: "create",
+        })
+    );
+}
+
+#[tokio::test]
+async fn doctor_with_read_consent_cannot_create() {
+    let owner = patient(1);
+    let mut store = MockRecordStore::new();
+    store.expect_insert().times(0);
+    let mut for_patient = request(None);
+    for_patient.patient_id = Some(owner.user_id.0);
+    let read_only = consent_of(&owner, Access::Read, ConsentScope::AllRecords);
+    let consents = consents_granting(AccessGrants {
+        consents: vec![read_only],
+        break_glass: None,
+    });
+
+    let error = service_with_consents(store, consents, MockLedger::new(), MockJobSignal::new())
+        .create(&doctor(9), for_patient)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, RecordError::AccessDenied(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn doctor_with_write_consent_creates_for_patient() {
+    let owner = patient(1);
+    let mut store = MockRecordStore::new();
+    store.expect_insert().times(1).returning(|_, _| Ok(()));
+    let mut signal = MockJobSignal::new();
+    signal.expect_job_enqueued().times(1).return_const(());
+    let mut for_patient = request(None);
+    for_patient.patient_id = Some(owner.user_id.0);
+    let scope = ConsentScope::RecordTypes(vec![RecordType::LabResult]);
+    let consents = consents_granting(AccessGrants {
+        consents: vec![consent_of(&owner, Access::Write, scope)],
+        break_glass: None,
+    });
+
+    let record = service_with_consents(store, consents, MockLedger::new(), signal)
+        .create(&doctor(9), for_patient)
+        .await
+        .unwrap();
+
+    assert_eq!(record.patient_id, owner.user_id);
+    assert_eq!(record.record_type, RecordType::LabResult);
+}
+
+#[tokio::test]
+async fn doctor_denial_same_for_missing_record() {
+    let owner = patient(1);
+    let stored = created_record(&owner).await;
+    let id = stored.record.id;
+    let consents = consents_granting(AccessGrants::default());
+
+    let existing = service_with_consents(
+        store_returning(Some(stored)),
+        consents,
+        MockLedger::new(),
+        MockJobSignal::new(),
+    )
+    .read(&doctor(9), id)
+    .await
+    .unwrap_err();
+    let missing = service(
+        store_returning(None),
+        MockLedger::new(),
+        MockJobSignal::new(),
+    )
+    .read(&doctor(9), id)
+    .await
+    .unwrap_err();
+
+    assert!(
+        matches!(existing, RecordError::AccessDenied(_)),
+        "{existing:?}"
+    );
+    assert!(
+        matches!(missing, RecordError::AccessDenied(_)),
+        "{missing:?}"
+    );
+    assert_eq!(existing.to_string(), missing.to_string());
+}
+
+#[tokio::test]
+async fn doctor_with_consent_reads_exact_content() {
+    let owner = patient(1);
+    let stored = created_record(&owner).await;
+    let id = stored.record.id;
+    let consents = consents_granting(AccessGrants {
+        consents: vec![consent_of(
+            &owner,
+            Access::Read,
+            ConsentScope::Records(vec![id]),
+        )],
+        break_glass: None,
+    });
+
+    let (record, raw) = service_with_consents(
+        store_returning(Some(stored)),
+        consents,
+        MockLedger::new(),
+        MockJobSignal::new(),
+    )
+    .read(&doctor(9), id)
+    .await
+    .unwrap();
+
+    assert_eq!(record.id, id);
+    assert_eq!(raw, GLUCOSE);
+}
+
+#[tokio::test]
+async fn doctor_listing_is_limited_to_consented_types() {
+    let owner = patient(1);
+    let scope = ConsentScope::RecordTypes(vec![RecordType::Imaging]);
+    let consents = consents_granting(AccessGrants {
+        consents: vec![consent_of(&owner, Access::Read, scope)],
+        break_glass: None,
+    });
+    let mut store = MockRecordStore::new();
+    store
+        .expect_list()
+        .withf(|query| {
+            query.within
+                == Some(RecordFilter {
+                    record_types: vec![RecordType::Imaging],
+                    record_ids: Vec::new(),
+                })
+        })
+        .times(1)
+        .returning(|_| Ok(Vec::new()));
+
+    let page = service_with_consents(store, consents, MockLedger::new(), MockJobSignal::new())
+        .list(
+            &doctor(9),
+            PatientSelector::Patient(owner.user_id),
+            None,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(page.records, Vec::new());
+}
+
+#[tokio::test]
+async fn doctor_without_consent_cannot_list() {
+    let owner = patient(1);
+    let mut store = MockRecordStore::new();
+    store.expect_list().times(0);
+    let consents = consents_granting(AccessGrants::default());
+
+    let error = service_with_consents(store, consents, MockLedger::new(), MockJobSignal::new())
+        .list(
+            &doctor(9),
+            PatientSelector::Patient(owner.user_id),
+            None,
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        error,
+        RecordError::AccessDenied(AccessDenial {
+            doctor_id: doctor(9).user_id,
+            patient_id: Some(owner.user_id),
+            record_id: None,
+            action: "list",
+        })
     );
 }
 
@@ -406,6 +633,7 @@ fn matching_ledger(stored: &StoredRecord) -> MockLedger {
         record_type: stored.record.record_type.as_str().to_owned(),
         timestamp: stored.record.created_at.timestamp() as u64,
         block_number: 12,
+        tx_hash: Some(sha256(b"tx")),
     };
     let mut ledger = MockLedger::new();
     ledger.expect_transaction_status().returning(|_| {
@@ -546,4 +774,22 @@ async fn verify_of_pending_record_is_not_verified() {
     assert!(!report.verified);
     assert_eq!(outcome_of(&report, "ciphertext"), CheckOutcome::Passed);
     assert_eq!(outcome_of(&report, "anchor_status"), CheckOutcome::Failed);
+}
+
+#[tokio::test]
+async fn verify_rejects_entry_written_by_another_transaction() {
+    let owner = patient(1);
+    let mut stored = anchored(created_record(&owner).await);
+    let ledger = matching_ledger(&stored);
+    // Another record's transaction in the same block: block checks pass.
+    stored.record.anchor.tx_hash = Some(sha256(b"other tx"));
+    let id = stored.record.id;
+
+    let report = service(store_returning(Some(stored)), ledger, MockJobSignal::new())
+        .verify(&owner, id)
+        .await
+        .unwrap();
+
+    assert!(!report.verified);
+    assert_eq!(outcome_of(&report, "chain_entry"), CheckOutcome::Failed);
 }

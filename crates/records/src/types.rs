@@ -193,6 +193,16 @@ pub enum PatientSelector {
     Patient(UserId),
 }
 
+/// A subset of a patient's records: those whose type is in `record_types`
+/// or whose id is in `record_ids`. Empty lists match nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    /// Types whose records match.
+    pub record_types: Vec<RecordType>,
+    /// Records that match.
+    pub record_ids: Vec<RecordId>,
+}
+
 /// A page request for [`crate::RecordStore::list`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListQuery {
@@ -200,6 +210,9 @@ pub struct ListQuery {
     pub patient_id: UserId,
     /// Only records of this type, if set.
     pub record_type: Option<RecordType>,
+    /// Only records within this filter, if set: what a doctor's consents
+    /// cover.
+    pub within: Option<RecordFilter>,
     /// Page size.
     pub limit: u32,
     /// Continue after this record.

@@ -225,6 +225,15 @@ async fn check_chain(
     };
     if !matches_fields {
         checks.fail("chain_entry", format!("the registry holds the stored anchor hash {}, but none for {recomputed}, the hash of the record's current fields; a field changed after anchoring", record.anchor_hash));
+    } else if entry
+        .tx_hash
+        .is_some_and(|written_by| written_by != tx_hash)
+    {
+        let written_by = entry
+            .tx_hash
+            .map(|hash| hash.to_string())
+            .unwrap_or_default();
+        checks.fail("chain_entry", format!("the registry entry was written by transaction {written_by}, but the record stores {tx_hash}"));
     } else if entry.block_number == block_number {
         checks.pass(
             "chain_entry",

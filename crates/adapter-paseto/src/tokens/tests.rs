@@ -45,9 +45,14 @@ fn seconds(count: i64) -> TimeDelta {
     TimeDelta::seconds(count)
 }
 
+fn session_id() -> SessionId {
+    SessionId(Uuid::parse_str("00000000-0000-4000-8000-000000000042").unwrap())
+}
+
 fn claims_at(issued_at: DateTime<Utc>) -> Claims {
     Claims {
         user_id: user_id(),
+        session_id: session_id(),
         role: Role::Doctor,
         issued_at,
         expires_at: issued_at + seconds(900),
@@ -62,6 +67,9 @@ fn valid_payload() -> PasetoClaims {
     payload.audience(DEFAULT_AUDIENCE).unwrap();
     payload.subject(&user_id().to_string()).unwrap();
     payload.add_additional(ROLE_CLAIM, "PATIENT").unwrap();
+    payload
+        .add_additional(SESSION_CLAIM, session_id().to_string())
+        .unwrap();
     payload.issued_at(&format_time(now)).unwrap();
     payload.not_before(&format_time(now)).unwrap();
     payload
@@ -195,6 +203,7 @@ fn issued_token_carries_registered_claims_and_kid_footer() {
     assert_eq!(payload["aud"], "meditrustal-api");
     assert_eq!(payload["sub"], "123e4567-e89b-42d3-a456-426614174000");
     assert_eq!(payload["role"], "DOCTOR");
+    assert_eq!(payload["sid"], "00000000-0000-4000-8000-000000000042");
     assert_eq!(payload["iat"], format_time(base));
     assert_eq!(payload["nbf"], format_time(base));
     assert_eq!(payload["exp"], format_time(base + seconds(900)));
@@ -202,7 +211,7 @@ fn issued_token_carries_registered_claims_and_kid_footer() {
     assert_eq!(jti.get_version_num(), 4);
     assert_eq!(
         payload.as_object().unwrap().len(),
-        8,
+        9,
         "unexpected claims in {payload}"
     );
 }
@@ -286,6 +295,7 @@ fn helper_token_verifies() {
 
     assert_eq!(claims.user_id, user_id());
     assert_eq!(claims.role, Role::Patient);
+    assert_eq!(claims.session_id, session_id());
     assert_eq!(claims.expires_at - claims.issued_at, seconds(600));
 }
 
@@ -559,7 +569,9 @@ fn rejects_unparseable_time_claims() {
 
 #[test]
 fn rejects_missing_claim() {
-    for claim in ["exp", "nbf", "iat", "iss", "aud", "sub", "jti", "role"] {
+    for claim in [
+        "exp", "nbf", "iat", "iss", "aud", "sub", "jti", "role", "sid",
+    ] {
         let mut payload = valid_payload();
         assert!(
             payload.remove_claim(claim).is_some(),
@@ -640,6 +652,29 @@ fn rejects_non_uuid_subject() {
         let mut payload = valid_payload_json();
         payload["sub"] = subject;
         assert_invalid(&sign_json(&payload), &format!("sub {case}"));
+    }
+}
+
+#[test]
+fn rejects_non_uuid_session_id() {
+    let cases = [
+        ("text", json!("session-1")),
+        ("empty", json!("")),
+        (
+            "uppercase UUID",
+            json!("00000000-0000-4000-8000-0000000000AB"),
+        ),
+        (
+            "UUID without hyphens",
+            json!("00000000000040008000000000000042"),
+        ),
+        ("number", json!(42)),
+        ("null", json!(null)),
+    ];
+    for (case, session) in cases {
+        let mut payload = valid_payload_json();
+        payload["sid"] = session;
+        assert_invalid(&sign_json(&payload), &format!("sid {case}"));
     }
 }
 

@@ -13,6 +13,8 @@
 )]
 
 mod audit;
+mod auth_stores;
+mod consents;
 mod outbox;
 mod pool;
 mod records;

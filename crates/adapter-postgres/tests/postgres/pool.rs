@@ -58,6 +58,7 @@ impl Stores {
                     let query = ListQuery {
                         patient_id: UserId::random(),
                         record_type: None,
+                        within: None,
                         limit: 10,
                         after: None,
                     };

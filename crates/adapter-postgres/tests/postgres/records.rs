@@ -215,6 +215,7 @@ async fn list_pages_newest_first_with_cursor() {
         let query = ListQuery {
             patient_id: fixture.patient,
             record_type: None,
+            within: None,
             limit: 10,
             after,
         };
@@ -245,6 +246,7 @@ async fn list_returns_records_without_their_content() {
     let query = ListQuery {
         patient_id: fixture.patient,
         record_type: None,
+        within: None,
         limit: 10,
         after: None,
     };
@@ -266,6 +268,7 @@ async fn list_filters_by_type_across_pages() {
     let first = ListQuery {
         patient_id: fixture.patient,
         record_type: Some(RecordType::Prescription),
+        within: None,
         limit: 10,
         after: None,
     };
@@ -306,6 +309,7 @@ async fn list_excludes_other_patients_records() {
     let query = ListQuery {
         patient_id: fixture.patient,
         record_type: None,
+        within: None,
         limit: 10,
         after: None,
     };

@@ -1,11 +1,12 @@
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpResponse};
 use meditrustal_audit::{Action, Actor, Outcome, ReasonCode};
-use meditrustal_identity::{IdentityError, IssuedToken, Registration};
+use meditrustal_identity::{IdentityError, LoginOutcome, Registration, TokenPair};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, RequestOrigin};
+use crate::auth::Client;
 use crate::body::StrictJson;
 use crate::problem::Problem;
 use crate::routes::users::UserBody;
@@ -39,7 +40,15 @@ pub struct LoginForm {
 #[derive(Serialize)]
 struct TokenBody<'a> {
     access_token: &'a str,
+    refresh_token: &'a str,
     token_type: &'static str,
+    expires_in: u64,
+}
+
+#[derive(Serialize)]
+struct MfaRequiredBody<'a> {
+    mfa_required: bool,
+    mfa_token: &'a str,
     expires_in: u64,
 }
 
@@ -76,46 +85,59 @@ pub async fn register(
 pub async fn login_json(
     state: web::Data<AppState>,
     origin: RequestOrigin,
+    client: Client,
     body: StrictJson<LoginJsonBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
     let password = SecretString::from(body.password);
 
-    let token = login(&state, &origin, &body.username_or_email, &password).await?;
+    let outcome = login(&state, &origin, &client, &body.username_or_email, &password).await?;
 
-    Ok(token_response(&token))
+    Ok(login_response(&outcome))
 }
 
 /// `POST /auth/login`, for clients that send the OAuth2 password form.
 pub async fn login_form(
     state: web::Data<AppState>,
     origin: RequestOrigin,
+    client: Client,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, Problem> {
     let form = form.into_inner();
     let password = SecretString::from(form.password);
 
-    let token = login(&state, &origin, &form.username, &password).await?;
+    let outcome = login(&state, &origin, &client, &form.username, &password).await?;
 
-    Ok(token_response(&token))
+    Ok(login_response(&outcome))
 }
 
 /// Checks the credentials and records `auth.login`, with the account the
-/// name matched, before the token leaves the server. A login that failed
-/// for another reason than the credentials (database down) is not an
-/// authentication decision and is not recorded.
+/// name matched, before a token or MFA challenge leaves the server. A
+/// password accepted with a second factor still to come is recorded as
+/// `success` with reason `mfa_required`, and a throttled login as `denied`
+/// with reason `too_many_attempts` and no actor, because the name is not
+/// looked up. A login that failed for another reason (database down) is
+/// not an authentication decision and is not recorded.
 async fn login(
     state: &AppState,
     origin: &RequestOrigin,
+    client: &Client,
     identifier: &str,
     password: &SecretString,
-) -> Result<IssuedToken, Problem> {
-    let attempt = state.identity.attempt_login(identifier, password).await;
+) -> Result<LoginOutcome, Problem> {
+    let attempt = state
+        .identity
+        .attempt_login(identifier, password, &client.0)
+        .await;
 
     let (outcome, reason) = match &attempt.result {
-        Ok(_) => (Outcome::Success, None),
+        Ok(LoginOutcome::Tokens(_)) => (Outcome::Success, None),
+        Ok(LoginOutcome::MfaRequired(_)) => (Outcome::Success, Some(ReasonCode::MFA_REQUIRED)),
         Err(IdentityError::InvalidCredentials) => {
             (Outcome::Denied, Some(ReasonCode::INVALID_CREDENTIALS))
+        }
+        Err(IdentityError::TooManyAttempts { .. }) => {
+            (Outcome::Denied, Some(ReasonCode::TOO_MANY_ATTEMPTS))
         }
         Err(_) => return attempt.result.map_err(Problem::from),
     };
@@ -130,12 +152,27 @@ async fn login(
     Ok(attempt.result?)
 }
 
-fn token_response(token: &IssuedToken) -> HttpResponse {
+fn login_response(outcome: &LoginOutcome) -> HttpResponse {
+    match outcome {
+        LoginOutcome::Tokens(tokens) => token_response(tokens),
+        LoginOutcome::MfaRequired(challenge) => HttpResponse::Ok()
+            .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+            .json(MfaRequiredBody {
+                mfa_required: true,
+                mfa_token: challenge.token.expose_secret(),
+                expires_in: challenge.expires_in,
+            }),
+    }
+}
+
+/// 200 with an access and refresh token, never stored by caches.
+pub(crate) fn token_response(tokens: &TokenPair) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .json(TokenBody {
-            access_token: token.token.expose_secret(),
+            access_token: tokens.access.token.expose_secret(),
+            refresh_token: tokens.refresh.expose_secret(),
             token_type: "bearer",
-            expires_in: token.expires_in,
+            expires_in: tokens.access.expires_in,
         })
 }

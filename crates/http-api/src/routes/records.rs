@@ -8,7 +8,7 @@ use meditrustal_records::{
     Check, MedicalRecord, NewRecordRequest, PatientSelector, RecordError, RecordId, Verification,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::audit::{self, RequestOrigin};
@@ -18,10 +18,12 @@ use crate::problem::Problem;
 use crate::AppState;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateRecordBody {
     record_type: String,
+    /// Kept as raw JSON text so the stored metadata keeps every digit.
     #[serde(default)]
-    record_metadata: Option<Value>,
+    record_metadata: Option<Box<RawValue>>,
     raw_data: String,
     #[serde(default)]
     patient_id: Option<Uuid>,
@@ -35,7 +37,7 @@ pub struct ListParams {
 }
 
 #[derive(Serialize)]
-struct AnchorBody {
+pub(crate) struct AnchorBody {
     status: &'static str,
     tx_hash: Option<String>,
     block_number: Option<u64>,
@@ -59,7 +61,7 @@ struct RecordBody {
     id: String,
     patient_id: String,
     record_type: &'static str,
-    record_metadata: Value,
+    record_metadata: Option<Box<RawValue>>,
     data_hash: String,
     anchor_hash: String,
     /// Hash of the anchoring transaction, once sent.
@@ -73,11 +75,12 @@ struct RecordBody {
 
 impl RecordBody {
     fn new(record: &MedicalRecord, raw_data: Option<String>) -> Self {
+        // Stored text that is not valid JSON (tampered) is shown as null;
+        // verify reports the change.
         let metadata = record
             .metadata_json
-            .as_deref()
-            .and_then(|text| serde_json::from_str(text).ok())
-            .unwrap_or(Value::Null);
+            .clone()
+            .and_then(|text| RawValue::from_string(text).ok());
         Self {
             id: record.id.to_string(),
             patient_id: record.patient_id.to_string(),
@@ -146,7 +149,7 @@ pub async fn create(
     let requested_patient = body.patient_id.map(UserId).unwrap_or(caller.0.user_id);
     let request = NewRecordRequest {
         record_type: body.record_type,
-        record_metadata: body.record_metadata,
+        record_metadata: body.record_metadata.map(|raw| raw.get().to_owned()),
         raw_data: body.raw_data,
         patient_id: body.patient_id,
     };
@@ -381,7 +384,7 @@ fn with_reason(entry: AuditEntry, reason: Option<ReasonCode>) -> AuditEntry {
 }
 
 /// A malformed id gets the same answer as a missing record.
-fn parse_record_id(text: &str) -> Result<RecordId, Problem> {
+pub(crate) fn parse_record_id(text: &str) -> Result<RecordId, Problem> {
     Uuid::try_parse(text)
         .map(RecordId)
         .map_err(|_| meditrustal_records::RecordError::NotFound.into())

@@ -1,0 +1,106 @@
+//! Break-glass routes: a doctor opens emergency access; patients, doctors
+//! and admins list the events.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use meditrustal_identity::{Role, UserId};
+use meditrustal_records::BreakGlass;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::Authenticated;
+use crate::body::StrictJson;
+use crate::problem::Problem;
+use crate::routes::{parse_paging, PageParams};
+use crate::AppState;
+
+/// Body of `POST /medical-records/patient/{patient_id}/break-glass`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A break-glass event as the API returns it.
+#[derive(Serialize)]
+struct BreakGlassEventBody<'a> {
+    id: String,
+    doctor_id: String,
+    patient_id: String,
+    reason: &'a str,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    /// Whether the access is still open.
+    active: bool,
+}
+
+impl<'a> BreakGlassEventBody<'a> {
+    fn new(event: &'a BreakGlass, now: DateTime<Utc>) -> Self {
+        Self {
+            id: event.id.to_string(),
+            doctor_id: event.doctor_id.to_string(),
+            patient_id: event.patient_id.to_string(),
+            reason: &event.reason,
+            created_at: event.created_at,
+            expires_at: event.expires_at,
+            active: event.is_active(now),
+        }
+    }
+}
+
+/// `POST /medical-records/patient/{patient_id}/break-glass`
+pub async fn open(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    body: StrictJson<BreakGlassBody>,
+) -> Result<HttpResponse, Problem> {
+    let Ok(patient_id) = Uuid::try_parse(&path) else {
+        return Err(Problem::invalid_field(
+            "patient_id",
+            "use the patient's id, a UUID",
+        ));
+    };
+
+    let event = state
+        .consents
+        .open_break_glass(&caller.0, UserId(patient_id), body.0.reason)
+        .await?;
+
+    Ok(HttpResponse::Created().json(BreakGlassEventBody::new(&event, Utc::now())))
+}
+
+/// `GET /break-glass`: patients see events on their records, doctors the
+/// events they opened, admins all.
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, Problem> {
+    let (limit, offset) = parse_paging(&params)?;
+
+    let events = state
+        .consents
+        .list_break_glass(&caller.0, limit, offset)
+        .await?;
+
+    let now = Utc::now();
+    let body: Vec<BreakGlassEventBody<'_>> = events
+        .iter()
+        .map(|event| BreakGlassEventBody::new(event, now))
+        .collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /admin/break-glass`: every event, for admins to review.
+pub async fn review(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, Problem> {
+    if caller.0.role != Role::Admin {
+        return Err(meditrustal_identity::AdminError::Forbidden.into());
+    }
+    list(state, caller, params).await
+}

@@ -1,0 +1,109 @@
+//! Password change and password reset.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Authenticated, Client};
+use crate::body::StrictJson;
+use crate::problem::Problem;
+use crate::routes::auth::token_response;
+use crate::AppState;
+
+/// Shortest time `POST /auth/password-reset` takes. Known addresses cost a
+/// few database writes more than unknown ones; waiting up to this floor
+/// hides that difference.
+///
+/// NOTE: the floor hides only work that finishes within it. A notifier
+/// slower than this (a synchronous SMTP call) would leak again and must
+/// queue its messages instead.
+const RESET_REQUEST_FLOOR: Duration = Duration::from_millis(250);
+
+/// Detail of the response to every well-formed reset request.
+const RESET_REQUESTED: &str =
+    "If an active account has this email address, a password reset token has been sent to it.";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeBody {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequestBody {
+    email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirmBody {
+    token: String,
+    new_password: String,
+}
+
+#[derive(Serialize)]
+struct ResetRequestedBody {
+    detail: &'static str,
+}
+
+/// `POST /auth/password`: ends every session and returns tokens of a new
+/// one.
+pub async fn change(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    client: Client,
+    body: StrictJson<PasswordChangeBody>,
+) -> Result<HttpResponse, Problem> {
+    let StrictJson(body) = body;
+    let current = SecretString::from(body.current_password);
+    let new_password = SecretString::from(body.new_password);
+
+    let tokens = state
+        .identity
+        .change_password(caller.0.user_id, &current, new_password, &client.0)
+        .await?;
+
+    Ok(token_response(&tokens))
+}
+
+/// `POST /auth/password-reset`: 202 with the same body whether or not the
+/// address belongs to an account.
+pub async fn request_reset(
+    state: web::Data<AppState>,
+    body: StrictJson<ResetRequestBody>,
+) -> Result<HttpResponse, Problem> {
+    let StrictJson(body) = body;
+    let started = Instant::now();
+
+    let result = state.identity.request_password_reset(&body.email).await;
+
+    if let Some(rest) = RESET_REQUEST_FLOOR.checked_sub(started.elapsed()) {
+        actix_web::rt::time::sleep(rest).await;
+    }
+    result?;
+    Ok(
+        HttpResponse::build(StatusCode::ACCEPTED).json(ResetRequestedBody {
+            detail: RESET_REQUESTED,
+        }),
+    )
+}
+
+/// `POST /auth/password-reset/confirm`: sets the password and ends every
+/// session.
+pub async fn confirm_reset(
+    state: web::Data<AppState>,
+    body: StrictJson<ResetConfirmBody>,
+) -> Result<HttpResponse, Problem> {
+    let StrictJson(body) = body;
+    let token = SecretString::from(body.token);
+    let new_password = SecretString::from(body.new_password);
+
+    state.identity.reset_password(&token, new_password).await?;
+
+    Ok(HttpResponse::NoContent().finish())
+}

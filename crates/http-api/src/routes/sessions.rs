@@ -1,0 +1,134 @@
+//! Refresh, logout and the session list.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use meditrustal_identity::{Session, SessionId};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{Authenticated, AuthenticatedSession, Client};
+use crate::body::{OptionalStrictJson, StrictJson};
+use crate::problem::Problem;
+use crate::routes::auth::token_response;
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutBody {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// A session as `GET /auth/sessions` lists it.
+#[derive(Serialize)]
+struct SessionBody<'a> {
+    id: String,
+    device: Option<&'a str>,
+    ip: Option<String>,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    current: bool,
+}
+
+impl<'a> SessionBody<'a> {
+    fn new(session: &'a Session, current: SessionId) -> Self {
+        Self {
+            id: session.id.to_string(),
+            device: session.device.as_deref(),
+            ip: session.ip.map(|ip| ip.to_string()),
+            created_at: session.created_at,
+            last_used_at: session.last_used_at,
+            expires_at: session.expires_at,
+            current: session.id == current,
+        }
+    }
+}
+
+/// `POST /auth/refresh`
+pub async fn refresh(
+    state: web::Data<AppState>,
+    client: Client,
+    body: StrictJson<RefreshBody>,
+) -> Result<HttpResponse, Problem> {
+    let StrictJson(body) = body;
+    let refresh_token = SecretString::from(body.refresh_token);
+
+    let tokens = state.identity.refresh(&refresh_token, &client.0).await?;
+
+    Ok(token_response(&tokens))
+}
+
+/// `POST /auth/logout`: ends the current session and, when a refresh token
+/// is sent, the caller's session it belongs to.
+pub async fn logout(
+    state: web::Data<AppState>,
+    caller: AuthenticatedSession,
+    body: OptionalStrictJson<LogoutBody>,
+) -> Result<HttpResponse, Problem> {
+    let refresh_token = body
+        .0
+        .and_then(|body| body.refresh_token)
+        .map(SecretString::from);
+
+    state
+        .identity
+        .logout(
+            caller.principal.user_id,
+            caller.session_id,
+            refresh_token.as_ref(),
+        )
+        .await?;
+
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /auth/logout-all`: ends every session of the caller.
+pub async fn logout_all(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, Problem> {
+    state.identity.logout_everywhere(caller.0.user_id).await?;
+
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /auth/sessions`
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: AuthenticatedSession,
+) -> Result<HttpResponse, Problem> {
+    let sessions = state.identity.sessions(caller.principal.user_id).await?;
+
+    let body: Vec<SessionBody> = sessions
+        .iter()
+        .map(|session| SessionBody::new(session, caller.session_id))
+        .collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `DELETE /auth/sessions/{session_id}`
+pub async fn revoke(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    // A malformed id cannot name a session, so it gets the same 404.
+    let session_id = Uuid::try_parse(&path.into_inner())
+        .map(SessionId)
+        .map_err(|_| meditrustal_identity::IdentityError::SessionNotFound)?;
+
+    state
+        .identity
+        .revoke_session(caller.0.user_id, session_id)
+        .await?;
+
+    Ok(HttpResponse::NoContent().finish())
+}
