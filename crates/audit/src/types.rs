@@ -39,11 +39,22 @@ pub enum Action {
     AdminCommand,
     /// A search of the audit log by an administrator (`audit.search`).
     AuditSearch,
+    /// The end of sessions by their user (`auth.logout`). The reason code
+    /// names the sessions: `current_session`, `all_sessions` or
+    /// `session:<id>`.
+    Logout,
+    /// A password change by its user (`auth.password_change`).
+    PasswordChange,
+    /// A password set with a reset token (`auth.password_reset`).
+    PasswordReset,
+    /// A second factor turned on or off (`auth.mfa_change`). The reason
+    /// code is `totp_enabled` or `totp_disabled`.
+    MfaChange,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 16] = [
         Self::Register,
         Self::Login,
         Self::TokenRejected,
@@ -56,6 +67,10 @@ impl Action {
         Self::BreakGlass,
         Self::AdminCommand,
         Self::AuditSearch,
+        Self::Logout,
+        Self::PasswordChange,
+        Self::PasswordReset,
+        Self::MfaChange,
     ];
 
     /// Returns the stable name, as stored, hashed and returned by the API.
@@ -73,6 +88,10 @@ impl Action {
             Self::BreakGlass => "break_glass.access",
             Self::AdminCommand => "admin.command",
             Self::AuditSearch => "audit.search",
+            Self::Logout => "auth.logout",
+            Self::PasswordChange => "auth.password_change",
+            Self::PasswordReset => "auth.password_reset",
+            Self::MfaChange => "auth.mfa_change",
         }
     }
 
@@ -159,6 +178,9 @@ impl ReasonCode {
     pub const NOT_OWNER: Self = Self(Cow::Borrowed("not_owner"));
     /// The caller's role may not perform the action.
     pub const FORBIDDEN: Self = Self(Cow::Borrowed("forbidden"));
+    /// A doctor has no consent or break-glass access that covers the
+    /// request.
+    pub const CONSENT_REQUIRED: Self = Self(Cow::Borrowed("consent_required"));
     /// The audit search needs the ADMIN role.
     pub const NOT_ADMIN: Self = Self(Cow::Borrowed("not_admin"));
     /// Unknown account or wrong password.
@@ -168,6 +190,30 @@ impl ReasonCode {
     pub const TOO_MANY_ATTEMPTS: Self = Self(Cow::Borrowed("too_many_attempts"));
     /// The password was right and a second factor must follow.
     pub const MFA_REQUIRED: Self = Self(Cow::Borrowed("mfa_required"));
+    /// The second login step passed with a TOTP or recovery code.
+    pub const MFA_VERIFIED: Self = Self(Cow::Borrowed("mfa_verified"));
+    /// The MFA login token, TOTP code or recovery code was wrong, spent or
+    /// expired.
+    pub const INVALID_MFA_CODE: Self = Self(Cow::Borrowed("invalid_mfa_code"));
+    /// A spent refresh token was presented again, so its session was
+    /// ended.
+    pub const REFRESH_TOKEN_REUSED: Self = Self(Cow::Borrowed("refresh_token_reused"));
+    /// The session of the presented access token.
+    pub const CURRENT_SESSION: Self = Self(Cow::Borrowed("current_session"));
+    /// Every session of the user.
+    pub const ALL_SESSIONS: Self = Self(Cow::Borrowed("all_sessions"));
+    /// TOTP was turned on.
+    pub const TOTP_ENABLED: Self = Self(Cow::Borrowed("totp_enabled"));
+    /// TOTP was turned off.
+    pub const TOTP_DISABLED: Self = Self(Cow::Borrowed("totp_disabled"));
+    /// Admin command: list users.
+    pub const LIST_USERS: Self = Self(Cow::Borrowed("list_users"));
+    /// Admin command: deactivate a user.
+    pub const DEACTIVATE_USER: Self = Self(Cow::Borrowed("deactivate_user"));
+    /// Admin command: reactivate a user.
+    pub const REACTIVATE_USER: Self = Self(Cow::Borrowed("reactivate_user"));
+    /// Admin command: list every break-glass access.
+    pub const LIST_BREAK_GLASS: Self = Self(Cow::Borrowed("list_break_glass"));
     /// The bearer token is malformed, forged or expired, or its user is
     /// gone or deactivated.
     pub const INVALID_TOKEN: Self = Self(Cow::Borrowed("invalid_token"));

@@ -33,8 +33,8 @@ pub use ports::{
 };
 pub use service::{IdentityService, LoginAttempt, Registration, SecurityPorts};
 pub use session::{
-    ClientInfo, LoginOutcome, MfaChallenge, NewSession, RefreshRotation, RotationOutcome,
-    SecurityPolicy, Session, SessionId, TokenPair,
+    ClientInfo, LoginOutcome, MfaChallenge, NewSession, RefreshAttempt, RefreshRotation,
+    RotationOutcome, SecurityPolicy, Session, SessionId, TokenPair,
 };
 pub use throttle::{ThrottleKey, ThrottlePolicy};
 pub use types::{

@@ -5,7 +5,8 @@ use meditrustal_audit::{Action, AuditEntry, Outcome, ReasonCode};
 use meditrustal_identity::{Principal, UserId};
 use meditrustal_ledger::AnchorState;
 use meditrustal_records::{
-    Check, MedicalRecord, NewRecordRequest, PatientSelector, RecordError, RecordId, Verification,
+    AccessBasis, Check, MedicalRecord, NewRecordRequest, PatientSelector, RecordError, RecordId,
+    Verification,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -166,13 +167,19 @@ pub async fn create(
                 .entry(Action::RecordCreate, Outcome::Success)
                 .patient(record.patient_id)
                 .record(record.id.0),
-            access_reason(&caller.0, record.patient_id),
+            access_reason(&caller.0, record.patient_id, None),
         )),
         Err(RecordError::Forbidden(_)) => Some(
             origin
                 .entry(Action::RecordCreate, Outcome::Denied)
                 .patient(requested_patient)
                 .reason(ReasonCode::FORBIDDEN),
+        ),
+        Err(RecordError::AccessDenied(_)) => Some(
+            origin
+                .entry(Action::RecordCreate, Outcome::Denied)
+                .patient(requested_patient)
+                .reason(ReasonCode::CONSENT_REQUIRED),
         ),
         Err(_) => None,
     };
@@ -244,7 +251,7 @@ async fn list(
     };
     let result = state
         .records
-        .list(
+        .list_with_basis(
             &caller.0,
             patient,
             params.record_type.as_deref(),
@@ -258,8 +265,14 @@ async fn list(
         PatientSelector::Patient(id) => id,
     };
     let outcome = match &result {
-        Ok(_) => Some((Outcome::Success, access_reason(&caller.0, patient_id))),
+        Ok((_, basis)) => Some((
+            Outcome::Success,
+            access_reason(&caller.0, patient_id, *basis),
+        )),
         Err(RecordError::Forbidden(_)) => Some((Outcome::Denied, Some(ReasonCode::NOT_OWNER))),
+        Err(RecordError::AccessDenied(_)) => {
+            Some((Outcome::Denied, Some(ReasonCode::CONSENT_REQUIRED)))
+        }
         Err(_) => None,
     };
     if let Some((outcome, reason)) = outcome {
@@ -269,7 +282,7 @@ async fn list(
             .patient(patient_id);
         audit::record(state, with_reason(entry, reason)).await?;
     }
-    let page = result?;
+    let (page, _) = result?;
 
     let body: Vec<RecordBody> = page
         .records
@@ -306,11 +319,13 @@ pub async fn read(
 ) -> Result<HttpResponse, Problem> {
     let id = parse_record_id(&path)?;
 
-    let result = state.records.read(&caller.0, id).await;
+    let result = state.records.read_with_basis(&caller.0, id).await;
 
-    let owner = result.as_ref().map(|(record, _)| record.patient_id);
-    audit_record_access(&state, &origin, &caller.0, Action::RecordRead, id, owner).await?;
-    let (record, raw_data) = result?;
+    let access = result
+        .as_ref()
+        .map(|(record, _, basis)| (record.patient_id, *basis));
+    audit_record_access(&state, &origin, &caller.0, Action::RecordRead, id, access).await?;
+    let (record, raw_data, _) = result?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(RecordBody::new(&record, Some(raw_data))))
@@ -325,19 +340,22 @@ pub async fn verify(
 ) -> Result<HttpResponse, Problem> {
     let id = parse_record_id(&path)?;
 
-    let result = state.records.verify(&caller.0, id).await;
+    let result = state.records.verify_with_basis(&caller.0, id).await;
 
-    let owner = result.as_ref().map(|report| report.patient_id);
-    audit_record_access(&state, &origin, &caller.0, Action::RecordVerify, id, owner).await?;
-    let report = result?;
+    let access = result
+        .as_ref()
+        .map(|(report, basis)| (report.patient_id, *basis));
+    audit_record_access(&state, &origin, &caller.0, Action::RecordVerify, id, access).await?;
+    let (report, _) = result?;
     Ok(HttpResponse::Ok().json(VerificationBody::from(&report)))
 }
 
-/// Records a read or verify of record `id`. `owner` is the record's owner
-/// when the service granted access, or its error otherwise. A denied
-/// access (the service's 404) is recorded against the record's real owner,
-/// so that it shows in that patient's access history, and an absent record
-/// as `not_found`. A failure of the store itself is not recorded, because
+/// Records a read or verify of record `id`. `access` is the record's owner
+/// and what let a doctor in when the service granted access, or its error
+/// otherwise. A denied access (a patient's 404, a doctor's 403
+/// `consent_required`) is recorded against the record's real owner, so
+/// that it shows in that patient's access history, and an absent record as
+/// `not_found`. A failure of the store itself is not recorded, because
 /// nothing was accessed.
 async fn audit_record_access(
     state: &AppState,
@@ -345,12 +363,26 @@ async fn audit_record_access(
     caller: &Principal,
     action: Action,
     id: RecordId,
-    owner: Result<UserId, &RecordError>,
+    access: Result<(UserId, Option<AccessBasis>), &RecordError>,
 ) -> Result<(), Problem> {
-    let (outcome, patient, reason) = match owner {
-        Ok(owner) => (Outcome::Success, Some(owner), access_reason(caller, owner)),
+    let (outcome, patient, reason) = match access {
+        Ok((owner, basis)) => (
+            Outcome::Success,
+            Some(owner),
+            access_reason(caller, owner, basis),
+        ),
         Err(RecordError::NotFound) => match state.records.owner_of(id).await? {
             Some(owner) => (Outcome::Denied, Some(owner), Some(ReasonCode::NOT_OWNER)),
+            None => (Outcome::NotFound, None, None),
+        },
+        // The service returns the same denial whether the record exists or
+        // not; the owner is looked up only for the event.
+        Err(RecordError::AccessDenied(denial)) => match denial.patient_id {
+            Some(owner) => (
+                Outcome::Denied,
+                Some(owner),
+                Some(ReasonCode::CONSENT_REQUIRED),
+            ),
             None => (Outcome::NotFound, None, None),
         },
         Err(RecordError::Integrity) => (
@@ -369,11 +401,20 @@ async fn audit_record_access(
 }
 
 /// Returns why an allowed access was allowed: `owner` for the record's
-/// owner, the only caller with access in this version.
-// TODO: return the consent grant or break-glass access that lets a
-// non-owner in, once consent exists (docs/audit.md, "Wiring more actions").
-fn access_reason(caller: &Principal, owner: UserId) -> Option<ReasonCode> {
-    (caller.user_id == owner).then_some(ReasonCode::OWNER)
+/// owner, `consent:<id>` or `break_glass:<id>` for a doctor let in by
+/// `basis`.
+fn access_reason(
+    caller: &Principal,
+    owner: UserId,
+    basis: Option<AccessBasis>,
+) -> Option<ReasonCode> {
+    if caller.user_id == owner {
+        return Some(ReasonCode::OWNER);
+    }
+    match basis? {
+        AccessBasis::Consent(consent) => ReasonCode::with_id("consent", consent.0),
+        AccessBasis::BreakGlass(access) => ReasonCode::with_id("break_glass", access),
+    }
 }
 
 fn with_reason(entry: AuditEntry, reason: Option<ReasonCode>) -> AuditEntry {
