@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Domain crates must never depend on an adapter library or the web framework.
-DOMAIN_CRATES := meditrustal-identity meditrustal-records meditrustal-crypto meditrustal-ledger
+DOMAIN_CRATES := meditrustal-identity meditrustal-records meditrustal-crypto meditrustal-ledger meditrustal-audit
 FORBIDDEN_IN_DOMAIN := diesel actix-web ethers pasetors deadpool-diesel
 
 .PHONY: help tools db run test lint fmt check-artifacts check-layers build smoke clean-data

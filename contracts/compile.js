@@ -18,7 +18,7 @@ const fs = require('fs');
 const path = require('path');
 const solc = require('solc');
 
-const CONTRACTS = ['UserRegistry', 'MedicalRecordRegistry', 'ConsentRegistry'];
+const CONTRACTS = ['UserRegistry', 'MedicalRecordRegistry', 'ConsentRegistry', 'AuditAnchorRegistry'];
 const OUT_DIR = path.join(__dirname, 'out');
 
 // anvil 1.7.1 (the pinned @foundry-rs/anvil-linux-amd64) runs hardfork

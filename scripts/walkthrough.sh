@@ -48,6 +48,15 @@ report=$(curl -sf "$API/medical-records/$RECORD/verify" -H "authorization: Beare
 [ "$(echo "$report" | field '["verified"]')" = True ] || fail "verify did not pass: $report"
 echo "verified: tx $(echo "$report" | field '["anchor"]["tx_hash"]') in block $(echo "$report" | field '["anchor"]["block_number"]')"
 
+history=$(curl -sf "$API/audit/my-record-access-history" -H "authorization: Bearer $TOKEN")
+summary=$(echo "$history" | python3 -c "
+import json, sys
+events = [e for e in json.load(sys.stdin) if e['record_id'] == '$RECORD']
+print(events[0]['action'], sum(e['action'] == 'record.read' for e in events))")
+[ "${summary%% *}" = record.verify ] || fail "the access history does not start with the verify: $history"
+[ "${summary##* }" -ge 2 ] || fail "the access history has fewer than 2 reads of $RECORD: $history"
+echo "access history: newest ${summary%% *}, ${summary##* } reads of the record"
+
 # Consent: a doctor reads the record only between grant and revocation.
 doctor="dr$user"
 status=$(curl -s -o /tmp/walk-doctor.json -w '%{http_code}' -X POST "$API/auth/register" \

@@ -5,4 +5,5 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=../../contracts/out/UserRegistry.json");
     println!("cargo:rerun-if-changed=../../contracts/out/MedicalRecordRegistry.json");
+    println!("cargo:rerun-if-changed=../../contracts/out/AuditAnchorRegistry.json");
 }

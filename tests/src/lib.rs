@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use meditrustal::app::{self, Running};
 use meditrustal::config::{
-    AnchoringSettings, AuthSettings, ChainSettings, ConsentSettings, CryptoSettings,
+    AnchoringSettings, AuditSettings, AuthSettings, ChainSettings, ConsentSettings, CryptoSettings,
     DatabaseSettings, LogFormat, LogSettings, ServerSettings, Settings, ThrottleSettings,
 };
 use meditrustal::keys::Keys;
@@ -372,6 +372,7 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             max_body_bytes: 1024 * 1024,
             body_timeout_ms: 30_000,
             cors_allowed_origins: vec!["http://localhost:5173".into()],
+            trusted_proxies: Vec::new(),
         },
         database: DatabaseSettings {
             url: database_url,
@@ -417,6 +418,9 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
         crypto: CryptoSettings {
             master_key_id: "test-mk".into(),
             master_key: None,
+        },
+        audit: AuditSettings {
+            anchor_interval_ms: 60_000,
         },
         consent: ConsentSettings {
             break_glass_secs: 900,

@@ -10,3 +10,7 @@ abigen!(
     "../../contracts/out/MedicalRecordRegistry.json"
 );
 abigen!(ConsentRegistry, "../../contracts/out/ConsentRegistry.json");
+abigen!(
+    AuditAnchorRegistry,
+    "../../contracts/out/AuditAnchorRegistry.json"
+);

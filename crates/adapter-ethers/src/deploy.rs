@@ -1,4 +1,4 @@
-//! Deploying both contracts, funding the registrar on a development node, and
+//! Deploying the contracts, funding the registrar on a development node, and
 //! checking that a manifest's deployment is live on the node.
 
 use chrono::Utc;
@@ -6,7 +6,8 @@ use ethers::types::{Bytes, U256};
 use meditrustal_crypto::Digest;
 
 use crate::bindings::{
-    CONSENTREGISTRY_BYTECODE, CONSENTREGISTRY_DEPLOYED_BYTECODE, MEDICALRECORDREGISTRY_BYTECODE,
+    AUDITANCHORREGISTRY_BYTECODE, AUDITANCHORREGISTRY_DEPLOYED_BYTECODE, CONSENTREGISTRY_BYTECODE,
+    CONSENTREGISTRY_DEPLOYED_BYTECODE, MEDICALRECORDREGISTRY_BYTECODE,
     MEDICALRECORDREGISTRY_DEPLOYED_BYTECODE, USERREGISTRY_BYTECODE, USERREGISTRY_DEPLOYED_BYTECODE,
 };
 use crate::config::EthersConfig;
@@ -17,11 +18,12 @@ use crate::rpc::{ChainClient, ChainError};
 pub(crate) const USER_REGISTRY: &str = "UserRegistry";
 pub(crate) const MEDICAL_RECORD_REGISTRY: &str = "MedicalRecordRegistry";
 pub(crate) const CONSENT_REGISTRY: &str = "ConsentRegistry";
+pub(crate) const AUDIT_ANCHOR_REGISTRY: &str = "AuditAnchorRegistry";
 
-/// Deploys `UserRegistry`, `MedicalRecordRegistry` and `ConsentRegistry`
-/// from the registrar account, which becomes the only account allowed to
-/// write to them, and
-/// returns their manifest. Each deployment waits up to the configured
+/// Deploys `UserRegistry`, `MedicalRecordRegistry`, `ConsentRegistry` and
+/// `AuditAnchorRegistry`, in this order, from the registrar account, which
+/// becomes the only account allowed to write to them, and returns their
+/// manifest. Each deployment waits up to the configured
 /// receipt timeout. Errors: [`DeploymentError::Config`],
 /// [`DeploymentError::Unavailable`], [`DeploymentError::DeployFailed`].
 #[tracing::instrument(skip_all)]
@@ -43,12 +45,20 @@ pub async fn deploy_contracts(
     .await?;
     let (consent_registry, _) =
         deploy_one(&chain, config, CONSENT_REGISTRY, &CONSENTREGISTRY_BYTECODE).await?;
+    let (audit_anchor_registry, _) = deploy_one(
+        &chain,
+        config,
+        AUDIT_ANCHOR_REGISTRY,
+        &AUDITANCHORREGISTRY_BYTECODE,
+    )
+    .await?;
 
     tracing::info!(
         chain.id = chain_id,
         contract.user_registry = %user_registry.address,
         contract.medical_record_registry = %medical_record_registry.address,
         contract.consent_registry = %consent_registry.address,
+        contract.audit_anchor_registry = %audit_anchor_registry.address,
         "contracts deployed"
     );
     Ok(DeploymentManifest {
@@ -59,8 +69,42 @@ pub async fn deploy_contracts(
             user_registry,
             medical_record_registry,
             consent_registry,
+            audit_anchor_registry: Some(audit_anchor_registry),
         },
     })
+}
+
+/// Deploys `AuditAnchorRegistry` beside the contracts of `manifest`, which
+/// predates it, and returns the manifest with its address. The existing
+/// contracts and their entries stay. Errors: [`DeploymentError::Config`],
+/// [`DeploymentError::Unavailable`], [`DeploymentError::WrongChain`],
+/// [`DeploymentError::DeployFailed`].
+#[tracing::instrument(skip_all)]
+pub async fn deploy_audit_anchor_registry(
+    config: &EthersConfig,
+    manifest: &DeploymentManifest,
+) -> Result<DeploymentManifest, DeploymentError> {
+    let chain = ChainClient::connect(config, manifest.chain_id)?;
+    let actual = chain.node_chain_id().await.map_err(unavailable)?;
+    if actual != manifest.chain_id {
+        return Err(DeploymentError::WrongChain {
+            expected: manifest.chain_id,
+            actual,
+        });
+    }
+
+    let (deployment, _) = deploy_one(
+        &chain,
+        config,
+        AUDIT_ANCHOR_REGISTRY,
+        &AUDITANCHORREGISTRY_BYTECODE,
+    )
+    .await?;
+
+    tracing::info!(chain.id = actual, contract.audit_anchor_registry = %deployment.address, "audit anchor registry deployed");
+    let mut updated = manifest.clone();
+    updated.contracts.audit_anchor_registry = Some(deployment);
+    Ok(updated)
 }
 
 /// Balance that [`fund_on_dev_node`] gives the registrar: 10 000 ether,
@@ -167,11 +211,14 @@ fn unavailable(error: ChainError) -> DeploymentError {
 }
 
 /// Checks that the node serves the manifest's chain, that each manifest
-/// address has the recorded code, and that this code is the code this
-/// build's artifacts compile to. Errors: [`DeploymentError::Config`],
-/// [`DeploymentError::Unavailable`], [`DeploymentError::WrongChain`],
-/// [`DeploymentError::CodeMissing`], [`DeploymentError::CodeMismatch`],
-/// [`DeploymentError::OutdatedContracts`].
+/// address has the recorded code, that this code is the code this build's
+/// artifacts compile to, and that the manifest has every contract.
+/// Errors: [`DeploymentError::Config`], [`DeploymentError::Unavailable`],
+/// [`DeploymentError::WrongChain`], [`DeploymentError::CodeMissing`],
+/// [`DeploymentError::CodeMismatch`],
+/// [`DeploymentError::OutdatedContracts`], and
+/// [`DeploymentError::NotInManifest`] when the other checks pass but the
+/// manifest predates `AuditAnchorRegistry`.
 pub async fn check_deployment(
     config: &EthersConfig,
     manifest: &DeploymentManifest,
@@ -179,7 +226,7 @@ pub async fn check_deployment(
     let chain = ChainClient::connect(config, manifest.chain_id)?;
     verify_live_deployment(&chain, manifest).await?;
 
-    let built = [
+    let mut built = vec![
         (
             USER_REGISTRY,
             &manifest.contracts.user_registry,
@@ -196,6 +243,13 @@ pub async fn check_deployment(
             &CONSENTREGISTRY_DEPLOYED_BYTECODE,
         ),
     ];
+    if let Some(deployment) = &manifest.contracts.audit_anchor_registry {
+        built.push((
+            AUDIT_ANCHOR_REGISTRY,
+            deployment,
+            &AUDITANCHORREGISTRY_DEPLOYED_BYTECODE,
+        ));
+    }
     for (contract, deployment, runtime_code) in built {
         let built_hash = code_hash(runtime_code);
         if deployment.code_hash != built_hash {
@@ -206,6 +260,11 @@ pub async fn check_deployment(
                 built: built_hash,
             });
         }
+    }
+    if manifest.contracts.audit_anchor_registry.is_none() {
+        return Err(DeploymentError::NotInManifest {
+            contract: AUDIT_ANCHOR_REGISTRY,
+        });
     }
     Ok(())
 }
@@ -224,7 +283,7 @@ pub(crate) async fn verify_live_deployment(
         });
     }
 
-    let contracts = [
+    let mut contracts = vec![
         (USER_REGISTRY, &manifest.contracts.user_registry),
         (
             MEDICAL_RECORD_REGISTRY,
@@ -232,6 +291,9 @@ pub(crate) async fn verify_live_deployment(
         ),
         (CONSENT_REGISTRY, &manifest.contracts.consent_registry),
     ];
+    if let Some(deployment) = &manifest.contracts.audit_anchor_registry {
+        contracts.push((AUDIT_ANCHOR_REGISTRY, deployment));
+    }
     for (contract, deployment) in contracts {
         let code = chain
             .code_at(to_h160(&deployment.address))

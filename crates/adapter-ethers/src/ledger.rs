@@ -1,4 +1,5 @@
-//! [`EthersLedger`]: the [`Ledger`] port over the three registry contracts.
+//! [`EthersLedger`]: the [`Ledger`] port over the user, record and consent
+//! registries, and the [`AuditAnchorLedger`] port over `AuditAnchorRegistry`.
 
 use std::time::Duration;
 
@@ -6,25 +7,27 @@ use async_trait::async_trait;
 use ethers::abi::AbiEncode;
 use ethers::contract::{EthEvent, LogMeta};
 use ethers::types::{Bytes, TransactionReceipt, H160, H256, U256};
+use meditrustal_audit::{AnchoredHead, AuditAnchorLedger};
 use meditrustal_crypto::Digest;
 use meditrustal_ledger::{
-    Address, ChainAnchor, ChainRole, ChainStatus, Ledger, LedgerError, LedgerJob, OnChainConsent,
-    OnChainRecord, RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
+    Address, AuditHeadAnchor, ChainAnchor, ChainRole, ChainStatus, Ledger, LedgerError, LedgerJob,
+    OnChainConsent, OnChainRecord, RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
 };
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::bindings::{
-    AddRecordCall, ConsentRegistry, MedicalRecordRegistry, RecordAddedFilter, RegisterUserCall,
-    UserRegisteredFilter, UserRegistry,
+    AddRecordCall, AnchorHeadCall, AuditAnchorRegistry, ConsentRegistry, HeadAnchoredFilter,
+    MedicalRecordRegistry, RecordAddedFilter, RegisterUserCall, UserRegisteredFilter, UserRegistry,
 };
 use crate::config::{ConfigError, EthersConfig};
 use crate::convert::{to_digest, to_domain_address, to_h160, to_h256, u256_to_u64, u64_of};
 use crate::deploy::verify_live_deployment;
 use crate::manifest::{DeploymentError, DeploymentManifest};
 use crate::revert::{
-    decode_consent_registry, decode_medical_record_registry, decode_user_registry, DecodedRevert,
+    decode_audit_anchor_registry, decode_consent_registry, decode_medical_record_registry,
+    decode_user_registry, DecodedRevert,
 };
 use crate::rpc::{ChainClient, ChainError, HttpProvider};
 
@@ -41,14 +44,18 @@ pub struct RegisteredUser {
 
 /// The [`Ledger`] port on an EVM chain through ethers-rs: registers users on
 /// `UserRegistry`, anchors record hashes on `MedicalRecordRegistry` and
-/// relays patient-signed consents to `ConsentRegistry`, sending every
-/// transaction from the registrar account.
+/// relays patient-signed consents to `ConsentRegistry` and anchors audit
+/// chain heads on `AuditAnchorRegistry`, sending every transaction from the
+/// registrar account.
 pub struct EthersLedger {
     pub(crate) chain: ChainClient,
     manifest: DeploymentManifest,
     user_registry: UserRegistry<HttpProvider>,
     record_registry: MedicalRecordRegistry<HttpProvider>,
     pub(crate) consent_registry: ConsentRegistry<HttpProvider>,
+    /// `None` when the manifest predates the contract; audit jobs and reads
+    /// then fail with [`LedgerError::ContractsMissing`].
+    audit_registry: Option<AuditAnchorRegistry<HttpProvider>>,
     receipt_timeout: Duration,
     deployment_check_ttl: Duration,
     /// When [`verify_live_deployment`] last passed. Behind an async mutex so
@@ -62,7 +69,8 @@ pub(crate) struct PreparedCall {
     pub(crate) to: H160,
     pub(crate) data: Bytes,
     pub(crate) event_signature: H256,
-    /// First indexed event argument: the account, record hash or consent id.
+    /// First indexed event argument: the account, record hash, consent id or
+    /// audit sequence number.
     pub(crate) event_key: H256,
 }
 
@@ -86,8 +94,12 @@ impl EthersLedger {
         );
         let consent_registry = ConsentRegistry::new(
             to_h160(&manifest.contracts.consent_registry.address),
-            provider,
+            provider.clone(),
         );
+        let audit_registry = manifest
+            .contracts
+            .audit_anchor_registry
+            .map(|deployment| AuditAnchorRegistry::new(to_h160(&deployment.address), provider));
 
         Ok(Self {
             chain,
@@ -95,6 +107,7 @@ impl EthersLedger {
             user_registry,
             record_registry,
             consent_registry,
+            audit_registry,
             receipt_timeout: config.receipt_timeout,
             deployment_check_ttl: config.deployment_check_ttl,
             deployment_checked_at: Mutex::new(None),
@@ -167,8 +180,14 @@ impl EthersLedger {
         *self.deployment_checked_at.lock().await = None;
     }
 
-    fn prepare(&self, job: &LedgerJob) -> PreparedCall {
-        match job {
+    fn audit_registry(&self) -> Result<&AuditAnchorRegistry<HttpProvider>, LedgerError> {
+        self.audit_registry
+            .as_ref()
+            .ok_or(LedgerError::ContractsMissing)
+    }
+
+    fn prepare(&self, job: &LedgerJob) -> Result<PreparedCall, LedgerError> {
+        let call = match job {
             LedgerJob::RegisterUser(user) => {
                 let account = to_h160(&user.address);
                 let call = RegisterUserCall {
@@ -199,7 +218,20 @@ impl EthersLedger {
             }
             LedgerJob::GrantConsent(grant) => self.prepare_grant(grant),
             LedgerJob::RevokeConsent(revocation) => self.prepare_revocation(revocation),
-        }
+            LedgerJob::AnchorAuditHead(head) => {
+                let call = AnchorHeadCall {
+                    seq: head.seq,
+                    head_hash: *head.head_hash.as_bytes(),
+                };
+                PreparedCall {
+                    to: self.audit_registry()?.address(),
+                    data: call.encode().into(),
+                    event_signature: HeadAnchoredFilter::signature(),
+                    event_key: H256::from_low_u64_be(head.seq),
+                }
+            }
+        };
+        Ok(call)
     }
 
     /// Turns a failed simulation or gas estimate into the job's outcome. A
@@ -250,6 +282,7 @@ impl EthersLedger {
             LedgerJob::RevokeConsent(revocation) => {
                 self.find_original_revocation(revocation, revert).await
             }
+            LedgerJob::AnchorAuditHead(head) => self.find_original_head(head, revert).await,
         }
     }
 
@@ -320,6 +353,43 @@ impl EthersLedger {
             .await
             .map_err(unavailable)?;
         first_anchor(found, "RecordAdded", &record.anchor_hash.to_string(), block)
+    }
+
+    async fn find_original_head(
+        &self,
+        head: &AuditHeadAnchor,
+        revert: &DecodedRevert,
+    ) -> Result<ChainAnchor, LedgerError> {
+        let registry = self.audit_registry()?;
+        let (exists, head_hash, block) = self
+            .chain
+            .rpc("eth_call", registry.get_anchor(head.seq).call())
+            .await
+            .map_err(unavailable)?;
+        if !exists {
+            return Err(LedgerError::Unavailable(format!(
+                "{} but the latest block has no entry yet; retry later",
+                revert.description
+            )));
+        }
+        if head_hash != *head.head_hash.as_bytes() {
+            return Err(LedgerError::Rejected(format!(
+                "{}: the anchored head hash differs from this job's",
+                revert.description
+            )));
+        }
+
+        let block = to_u64("block number", block)?;
+        let events = registry
+            .head_anchored_filter()
+            .topic1(H256::from_low_u64_be(head.seq));
+        let logs = events.from_block(block).to_block(block);
+        let found = self
+            .chain
+            .rpc("eth_getLogs", logs.query_with_meta())
+            .await
+            .map_err(unavailable)?;
+        first_anchor(found, "HeadAnchored", &head.seq.to_string(), block)
     }
 
     /// Waits for the receipt of a sent job and maps it to the outcome. Once
@@ -440,11 +510,16 @@ impl EthersLedger {
 
     /// Returns whether the receipt contains a log of any registry.
     fn touched_registries(&self, receipt: &TransactionReceipt) -> bool {
-        let registries = [
+        let mut registries = vec![
             self.user_registry.address(),
             self.record_registry.address(),
             self.consent_registry.address(),
         ];
+        registries.extend(
+            self.audit_registry
+                .as_ref()
+                .map(|registry| registry.address()),
+        );
         receipt
             .logs
             .iter()
@@ -457,7 +532,7 @@ impl Ledger for EthersLedger {
     #[tracing::instrument(skip_all, fields(job.kind = job.kind()))]
     async fn submit(&self, job: &LedgerJob) -> Result<Submission, LedgerError> {
         self.ensure_deployed().await?;
-        let call = self.prepare(job);
+        let call = self.prepare(job)?;
 
         if let Err(error) = self.chain.simulate(call.to, &call.data).await {
             return self
@@ -536,11 +611,56 @@ impl Ledger for EthersLedger {
     }
 }
 
+/// Number of anchors read per `anchorsFrom` call.
+const ANCHOR_PAGE_SIZE: u64 = 500;
+
+#[async_trait]
+impl AuditAnchorLedger for EthersLedger {
+    /// Reads `anchorCount` and then the anchors in pages of 500, each page
+    /// one `eth_call`.
+    async fn anchored_heads(&self) -> Result<Vec<AnchoredHead>, LedgerError> {
+        self.ensure_deployed().await?;
+        let registry = self.audit_registry()?;
+        let count = self
+            .chain
+            .rpc("eth_call", registry.anchor_count().call())
+            .await
+            .map_err(unavailable)?;
+        let count = to_u64("anchor count", count)?;
+
+        let mut heads = Vec::new();
+        let mut start = 0;
+        while start < count {
+            let page = self
+                .chain
+                .rpc(
+                    "eth_call",
+                    registry
+                        .anchors_from(U256::from(start), U256::from(ANCHOR_PAGE_SIZE))
+                        .call(),
+                )
+                .await
+                .map_err(unavailable)?;
+            if page.is_empty() {
+                break;
+            }
+            start += page.len() as u64;
+            heads.extend(page.into_iter().map(|anchor| AnchoredHead {
+                seq: anchor.seq,
+                head_hash: Digest::from_bytes(anchor.head_hash),
+                block_number: anchor.block_number,
+            }));
+        }
+        Ok(heads)
+    }
+}
+
 fn decode_revert(job: &LedgerJob, data: &[u8]) -> DecodedRevert {
     match job {
         LedgerJob::RegisterUser(_) => decode_user_registry(data),
         LedgerJob::AnchorRecord(_) => decode_medical_record_registry(data),
         LedgerJob::GrantConsent(_) | LedgerJob::RevokeConsent(_) => decode_consent_registry(data),
+        LedgerJob::AnchorAuditHead(_) => decode_audit_anchor_registry(data),
     }
 }
 

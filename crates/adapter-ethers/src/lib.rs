@@ -1,20 +1,23 @@
-//! Adapter layer: the `Ledger`, `ConsentSigner` and `AccountGenerator` ports
-//! on an EVM chain, through ethers-rs over plain HTTP JSON-RPC.
+//! Adapter layer: the `Ledger`, `ConsentSigner`, `AuditAnchorLedger` and
+//! `AccountGenerator` ports on an EVM chain, through ethers-rs over plain
+//! HTTP JSON-RPC.
 //!
-//! Depends on the `ledger`, `identity` and `crypto` domain crates and on
-//! ethers-rs. Only the binary that wires it depends on it, plus tests
+//! Depends on the `ledger`, `audit`, `identity` and `crypto` domain crates
+//! and on ethers-rs. Only the binary that wires it depends on it, plus tests
 //! through the `testing` feature. The
 //! contract bindings are generated from the artifacts committed in
 //! `contracts/out/`, so building needs no Node.js. `docs/chain.md` explains
 //! the nonce handling, the EVM version pin and how resent jobs are resolved.
 //!
-//! - [`EthersLedger`] implements [`meditrustal_ledger::Ledger`].
+//! - [`EthersLedger`] implements [`meditrustal_ledger::Ledger`] and
+//!   [`meditrustal_audit::AuditAnchorLedger`].
 //! - [`Eip712ConsentSigner`] implements [`meditrustal_ledger::ConsentSigner`].
 //! - [`RandomAccountGenerator`] implements
 //!   [`meditrustal_identity::AccountGenerator`].
 //! - [`deploy_contracts`] and [`check_deployment`] create and verify the
-//!   [`DeploymentManifest`], and [`fund_on_dev_node`] gives the registrar
-//!   ether on anvil.
+//!   [`DeploymentManifest`], [`deploy_audit_anchor_registry`] adds the
+//!   audit contract to an older deployment, and [`fund_on_dev_node`] gives
+//!   the registrar ether on anvil.
 //! - [`testing`] (feature `testing`) runs a local anvil node for tests.
 
 mod accounts;
@@ -33,6 +36,8 @@ pub mod testing;
 pub use accounts::RandomAccountGenerator;
 pub use config::{ConfigError, EthersConfig};
 pub use consent::{Eip712ConsentSigner, DOMAIN_NAME, DOMAIN_VERSION};
-pub use deploy::{check_deployment, deploy_contracts, fund_on_dev_node};
+pub use deploy::{
+    check_deployment, deploy_audit_anchor_registry, deploy_contracts, fund_on_dev_node,
+};
 pub use ledger::{EthersLedger, RegisteredUser};
 pub use manifest::{ContractDeployment, DeployedContracts, DeploymentError, DeploymentManifest};

@@ -34,6 +34,11 @@ pub struct DeployedContracts {
     pub medical_record_registry: ContractDeployment,
     /// The `ConsentRegistry` contract.
     pub consent_registry: ContractDeployment,
+    /// The `AuditAnchorRegistry` contract. `None` in a manifest written
+    /// before the contract existed; `meditrustal deploy-contracts
+    /// --if-needed` then deploys it alone and keeps the other three.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_anchor_registry: Option<ContractDeployment>,
 }
 
 /// One deployed contract.
@@ -99,6 +104,15 @@ pub enum DeploymentError {
         expected: Digest,
         /// Hash of the code on chain.
         actual: Digest,
+    },
+    /// The manifest predates a contract, so it has no address for it.
+    #[error(
+        "the deployment manifest has no {contract}; run `meditrustal deploy-contracts \
+         --if-needed` to deploy it beside the existing contracts"
+    )]
+    NotInManifest {
+        /// Contract name.
+        contract: &'static str,
     },
     /// The manifest's contract was compiled from other sources than the
     /// artifacts this binary was built with, so its ABI may differ.
@@ -230,6 +244,12 @@ mod tests {
                         .unwrap(),
                     code_hash: Digest::from_bytes([0x33; 32]),
                 },
+                audit_anchor_registry: Some(ContractDeployment {
+                    address: "0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9"
+                        .parse()
+                        .unwrap(),
+                    code_hash: Digest::from_bytes([0x44; 32]),
+                }),
             },
         }
     }
@@ -261,6 +281,10 @@ mod tests {
                         "address": "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0",
                         "code_hash": format!("0x{}", "33".repeat(32)),
                     },
+                    "audit_anchor_registry": {
+                        "address": "0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9",
+                        "code_hash": format!("0x{}", "44".repeat(32)),
+                    },
                 },
             })
         );
@@ -275,6 +299,26 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
 
         assert_eq!(loaded, manifest());
+    }
+
+    #[test]
+    fn manifest_without_audit_registry_still_loads() {
+        let path = temporary_path("manifest-without-audit");
+        let mut json = serde_json::to_value(manifest()).unwrap();
+        json["contracts"]
+            .as_object_mut()
+            .unwrap()
+            .remove("audit_anchor_registry");
+        std::fs::write(&path, json.to_string()).unwrap();
+
+        let loaded = DeploymentManifest::load(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+
+        assert_eq!(loaded.contracts.audit_anchor_registry, None);
+        assert_eq!(
+            loaded.contracts.user_registry,
+            manifest().contracts.user_registry
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@ use ethers::abi::AbiDecode;
 use ethers::contract::ContractRevert;
 use ethers::types::U256;
 
-use crate::bindings::{ConsentRegistryErrors, MedicalRecordRegistryErrors, UserRegistryErrors};
+use crate::bindings::{
+    AuditAnchorRegistryErrors, ConsentRegistryErrors, MedicalRecordRegistryErrors,
+    UserRegistryErrors,
+};
 use crate::convert::{to_digest, to_domain_address};
 
 /// A revert, decoded against the ABI of the contract that raised it.
@@ -15,7 +18,8 @@ pub(crate) struct DecodedRevert {
     pub(crate) description: String,
     /// Whether the error means the entry is already on-chain
     /// (`UserAlreadyRegistered`, `RecordAlreadyExists`,
-    /// `ConsentAlreadyExists` or `ConsentAlreadyRevoked`).
+    /// `ConsentAlreadyExists`, `ConsentAlreadyRevoked` or
+    /// `HeadAlreadyAnchored`).
     pub(crate) already_exists: bool,
     /// Whether the same call may pass later without any change: a
     /// revocation whose grant is not on chain yet (`UnknownConsent`).
@@ -118,6 +122,26 @@ pub(crate) fn decode_consent_registry(data: &[u8]) -> DecodedRevert {
     }
 }
 
+pub(crate) fn decode_audit_anchor_registry(data: &[u8]) -> DecodedRevert {
+    match AuditAnchorRegistryErrors::decode_with_selector(data) {
+        Some(AuditAnchorRegistryErrors::HeadAlreadyAnchored(error)) => {
+            DecodedRevert::duplicate(format!("HeadAlreadyAnchored({})", error.seq))
+        }
+        Some(AuditAnchorRegistryErrors::InvalidHead(error)) => DecodedRevert::rejected(format!(
+            "InvalidHead({}, {})",
+            error.seq,
+            to_digest(error.head_hash.into())
+        )),
+        Some(AuditAnchorRegistryErrors::Unauthorized(_)) => {
+            DecodedRevert::rejected("Unauthorized()".to_owned())
+        }
+        Some(AuditAnchorRegistryErrors::RevertString(reason)) => {
+            DecodedRevert::rejected(format!("Error({reason:?})"))
+        }
+        None => DecodedRevert::rejected(describe_unknown(data)),
+    }
+}
+
 /// Describes revert data that is not one of the contract's errors: a
 /// `Panic(uint256)`, an empty revert, or raw bytes.
 fn describe_unknown(data: &[u8]) -> String {
@@ -138,7 +162,7 @@ mod tests {
     use ethers::types::H160;
 
     use super::*;
-    use crate::bindings::{medical_record_registry, user_registry};
+    use crate::bindings::{audit_anchor_registry, medical_record_registry, user_registry};
 
     #[test]
     fn user_registry_errors_decode_with_arguments() {
@@ -175,6 +199,26 @@ mod tests {
         assert_eq!(
             decode_medical_record_registry(&error.encode()),
             DecodedRevert::duplicate(format!("RecordAlreadyExists(0x{})", "11".repeat(32)))
+        );
+    }
+
+    #[test]
+    fn audit_registry_errors_decode_with_arguments() {
+        let duplicate = AuditAnchorRegistryErrors::HeadAlreadyAnchored(
+            audit_anchor_registry::HeadAlreadyAnchored { seq: 12 },
+        );
+        let invalid = AuditAnchorRegistryErrors::InvalidHead(audit_anchor_registry::InvalidHead {
+            seq: 0,
+            head_hash: [0; 32],
+        });
+
+        assert_eq!(
+            decode_audit_anchor_registry(&duplicate.encode()),
+            DecodedRevert::duplicate("HeadAlreadyAnchored(12)".to_owned())
+        );
+        assert_eq!(
+            decode_audit_anchor_registry(&invalid.encode()),
+            DecodedRevert::rejected(format!("InvalidHead(0, 0x{})", "00".repeat(32)))
         );
     }
 

@@ -16,22 +16,28 @@ use meditrustal_adapter_ethers::testing::{
     deploy_test_ledger, test_config, AnvilNode, ANVIL_CHAIN_ID, OTHER_KEY, REGISTRAR_ADDRESS,
 };
 use meditrustal_adapter_ethers::{
-    check_deployment, deploy_contracts, fund_on_dev_node, DeploymentError, DeploymentManifest,
-    EthersLedger, RandomAccountGenerator, RegisteredUser,
+    check_deployment, deploy_audit_anchor_registry, deploy_contracts, fund_on_dev_node,
+    DeploymentError, DeploymentManifest, EthersLedger, RandomAccountGenerator, RegisteredUser,
 };
+use meditrustal_audit::{AnchoredHead, AuditAnchorLedger};
 use meditrustal_crypto::{sha256, Digest};
 use meditrustal_identity::AccountGenerator;
 use meditrustal_ledger::{
-    Address, ChainAnchor, ChainRole, ChainStatus, Ledger, LedgerError, LedgerJob, OnChainRecord,
-    RecordAnchor, Submission, TxStatus, UserRegistration,
+    Address, AuditHeadAnchor, ChainAnchor, ChainRole, ChainStatus, Ledger, LedgerError, LedgerJob,
+    OnChainRecord, RecordAnchor, Submission, TxStatus, UserRegistration,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
 
-/// Addresses of the first two contracts anvil's first account creates
-/// (nonces 0 and 1), which `deploy_contracts` deploys in this order.
+/// Addresses of the first four contracts anvil's first account creates
+/// (nonces 0 to 3), which `deploy_contracts` deploys in this order:
+/// `UserRegistry`, `MedicalRecordRegistry`, `ConsentRegistry`,
+/// `AuditAnchorRegistry`. The deployments fill blocks 1 to 4, so a test's
+/// first transaction is mined in block 5.
 const USER_REGISTRY_ADDRESS: &str = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
 const RECORD_REGISTRY_ADDRESS: &str = "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512";
+const CONSENT_REGISTRY_ADDRESS: &str = "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0";
+const AUDIT_REGISTRY_ADDRESS: &str = "0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9";
 
 fn contracts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts")
@@ -44,6 +50,13 @@ fn user_job(seed: u8, role: ChainRole) -> LedgerJob {
         address: Address::from_bytes([seed; 20]),
         role,
     })
+}
+
+fn audit_head(seq: u64) -> AuditHeadAnchor {
+    AuditHeadAnchor {
+        seq,
+        head_hash: sha256(&seq.to_be_bytes()),
+    }
 }
 
 fn record(seed: u32) -> RecordAnchor {
@@ -107,6 +120,20 @@ async fn deploy_writes_manifest_that_passes_check() {
         manifest.contracts.medical_record_registry.code_hash,
         artifact_code_hash("MedicalRecordRegistry")
     );
+    assert_eq!(
+        manifest.contracts.consent_registry.address.to_string(),
+        CONSENT_REGISTRY_ADDRESS
+    );
+    assert_eq!(
+        manifest.contracts.consent_registry.code_hash,
+        artifact_code_hash("ConsentRegistry")
+    );
+    let audit_registry = manifest.contracts.audit_anchor_registry.unwrap();
+    assert_eq!(audit_registry.address.to_string(), AUDIT_REGISTRY_ADDRESS);
+    assert_eq!(
+        audit_registry.code_hash,
+        artifact_code_hash("AuditAnchorRegistry")
+    );
     assert_eq!(ledger.registrar().to_string(), REGISTRAR_ADDRESS);
     check_deployment(&test_config(&node), &manifest)
         .await
@@ -121,7 +148,7 @@ async fn deploy_writes_manifest_that_passes_check() {
         ledger.status().await,
         Ok(ChainStatus {
             chain_id: ANVIL_CHAIN_ID,
-            block_number: 3
+            block_number: 4
         })
     );
 }
@@ -157,7 +184,7 @@ async fn register_user_is_mined_and_readable() {
 
     let anchor = mined(ledger.submit(&job).await.unwrap());
 
-    assert_eq!(anchor.block_number, 4);
+    assert_eq!(anchor.block_number, 5);
     assert_eq!(
         ledger.transaction_status(&anchor.tx_hash).await,
         Ok(TxStatus::Mined(anchor))
@@ -167,7 +194,7 @@ async fn register_user_is_mined_and_readable() {
         Ok(Some(RegisteredUser {
             did: "did:meditrustal:user7".to_owned(),
             role: ChainRole::Doctor,
-            block_number: 4,
+            block_number: 5,
         }))
     );
     assert_eq!(
@@ -186,9 +213,9 @@ async fn duplicate_registration_returns_original_transaction() {
     let second = ledger.submit(&job).await.unwrap();
 
     assert_eq!(second, first);
-    assert_eq!(mined(second).block_number, 4);
+    assert_eq!(mined(second).block_number, 5);
     let head = node.provider().unwrap().get_block_number().await.unwrap();
-    assert_eq!(head.as_u64(), 4, "the resend must not send a transaction");
+    assert_eq!(head.as_u64(), 5, "the resend must not send a transaction");
 }
 
 #[tokio::test]
@@ -229,14 +256,14 @@ async fn anchored_record_reads_back_exact_fields() {
             .unwrap(),
     );
 
-    assert_eq!(anchor.block_number, 4);
+    assert_eq!(anchor.block_number, 5);
     assert_eq!(
         ledger.find_record(&anchor_job.anchor_hash).await,
         Ok(Some(OnChainRecord {
             patient_did: "did:meditrustal:patient".to_owned(),
             record_type: "LAB_RESULT".to_owned(),
             timestamp: 1_767_225_601,
-            block_number: 4,
+            block_number: 5,
             tx_hash: Some(anchor.tx_hash),
         }))
     );
@@ -296,6 +323,9 @@ async fn unauthorized_sender_is_rejected_with_decoded_error() {
 
     let registration = intruder.submit(&user_job(3, ChainRole::Admin)).await;
     let anchoring = intruder.submit(&LedgerJob::AnchorRecord(record(3))).await;
+    let audit_anchoring = intruder
+        .submit(&LedgerJob::AnchorAuditHead(audit_head(3)))
+        .await;
 
     assert_eq!(
         registration,
@@ -305,10 +335,14 @@ async fn unauthorized_sender_is_rejected_with_decoded_error() {
         anchoring,
         Err(LedgerError::Rejected("Unauthorized()".to_owned()))
     );
+    assert_eq!(
+        audit_anchoring,
+        Err(LedgerError::Rejected("Unauthorized()".to_owned()))
+    );
     let head = node.provider().unwrap().get_block_number().await.unwrap();
     assert_eq!(
         head.as_u64(),
-        3,
+        4,
         "a rejected job must not send a transaction"
     );
 }
@@ -337,8 +371,8 @@ async fn concurrent_submits_get_consecutive_nonces() {
         nonces.push(transaction.nonce.as_u64());
     }
     nonces.sort_unstable();
-    // Nonces 0 to 2 went to the three deployments.
-    assert_eq!(nonces, (3..23).collect::<Vec<u64>>());
+    // Nonces 0 to 3 went to the four deployments.
+    assert_eq!(nonces, (4..24).collect::<Vec<u64>>());
     for seed in 100..120 {
         let found = ledger.find_record(&record(seed).anchor_hash).await.unwrap();
         assert_eq!(
@@ -366,11 +400,11 @@ async fn racing_resends_return_first_transaction() {
 
     let first = mined(first.unwrap());
     assert_eq!(mined(second.unwrap()), first);
-    assert_eq!(first.block_number, 4);
+    assert_eq!(first.block_number, 5);
     let block = node
         .provider()
         .unwrap()
-        .get_block(4u64)
+        .get_block(5u64)
         .await
         .unwrap()
         .unwrap();
@@ -394,7 +428,7 @@ async fn nonce_recovers_after_foreign_send() {
         .await
         .unwrap();
 
-    // A second deployment takes nonces 4 to 6 behind the ledger's back.
+    // A second deployment takes nonces 5 to 8 behind the ledger's back.
     deploy_contracts(&test_config(&node)).await.unwrap();
     let anchor = mined(
         ledger
@@ -411,8 +445,8 @@ async fn nonce_recovers_after_foreign_send() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transaction.nonce.as_u64(), 7);
-    assert_eq!(anchor.block_number, 8);
+    assert_eq!(transaction.nonce.as_u64(), 9);
+    assert_eq!(anchor.block_number, 10);
 }
 
 #[tokio::test]
@@ -429,7 +463,7 @@ async fn nonce_recovers_after_chain_reset() {
         .unwrap();
 
     // The fresh chain gets the same contract addresses, but the ledger's
-    // cached nonce (5) is ahead of the registrar's real one (3).
+    // cached nonce (6) is ahead of the registrar's real one (4).
     node.restart().await.unwrap();
     let redeployed = deploy_contracts(&test_config(&node)).await.unwrap();
     assert_eq!(redeployed.contracts, manifest.contracts);
@@ -449,8 +483,8 @@ async fn nonce_recovers_after_chain_reset() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transaction.nonce.as_u64(), 3);
-    assert_eq!(anchor.block_number, 4);
+    assert_eq!(transaction.nonce.as_u64(), 4);
+    assert_eq!(anchor.block_number, 5);
 }
 
 #[tokio::test]
@@ -625,9 +659,135 @@ async fn automine_off_returns_sent_then_mined() {
         ledger.transaction_status(&tx_hash).await,
         Ok(TxStatus::Mined(ChainAnchor {
             tx_hash,
-            block_number: 4
+            block_number: 5
         }))
     );
+}
+
+#[tokio::test]
+async fn audit_heads_are_anchored_and_listed_in_order() {
+    let node = AnvilNode::start().await.unwrap();
+    let (ledger, _) = deploy_test_ledger(&node).await.unwrap();
+    assert_eq!(ledger.anchored_heads().await, Ok(Vec::new()));
+
+    let mut expected = Vec::new();
+    for seq in [5, 3, 40] {
+        let job = audit_head(seq);
+        let anchor = mined(
+            ledger
+                .submit(&LedgerJob::AnchorAuditHead(job))
+                .await
+                .unwrap(),
+        );
+        expected.push(AnchoredHead {
+            seq,
+            head_hash: job.head_hash,
+            block_number: anchor.block_number,
+        });
+    }
+
+    assert_eq!(ledger.anchored_heads().await, Ok(expected.clone()));
+    assert_eq!(
+        expected
+            .iter()
+            .map(|head| head.block_number)
+            .collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
+}
+
+#[tokio::test]
+async fn resent_audit_head_returns_original_transaction() {
+    let node = AnvilNode::start().await.unwrap();
+    let (ledger, _) = deploy_test_ledger(&node).await.unwrap();
+    let job = LedgerJob::AnchorAuditHead(audit_head(9));
+    let first = ledger.submit(&job).await.unwrap();
+
+    let second = ledger.submit(&job).await.unwrap();
+
+    assert_eq!(second, first);
+    let head = node.provider().unwrap().get_block_number().await.unwrap();
+    assert_eq!(head.as_u64(), 5, "the resend must not send a transaction");
+}
+
+#[tokio::test]
+async fn anchored_seq_with_other_hash_is_rejected() {
+    let node = AnvilNode::start().await.unwrap();
+    let (ledger, _) = deploy_test_ledger(&node).await.unwrap();
+    ledger
+        .submit(&LedgerJob::AnchorAuditHead(audit_head(9)))
+        .await
+        .unwrap();
+    let replacement = AuditHeadAnchor {
+        seq: 9,
+        head_hash: sha256(b"rewritten chain"),
+    };
+
+    let result = ledger
+        .submit(&LedgerJob::AnchorAuditHead(replacement))
+        .await;
+
+    assert_eq!(
+        result,
+        Err(LedgerError::Rejected(
+            "HeadAlreadyAnchored(9): the anchored head hash differs from this job's".to_owned()
+        ))
+    );
+    assert_eq!(ledger.anchored_heads().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn zero_sequence_number_is_rejected() {
+    let node = AnvilNode::start().await.unwrap();
+    let (ledger, _) = deploy_test_ledger(&node).await.unwrap();
+
+    let result = ledger
+        .submit(&LedgerJob::AnchorAuditHead(audit_head(0)))
+        .await;
+
+    assert_eq!(
+        result,
+        Err(LedgerError::Rejected(format!(
+            "InvalidHead(0, {})",
+            audit_head(0).head_hash
+        )))
+    );
+}
+
+#[tokio::test]
+async fn manifest_without_audit_registry_gets_it_added() {
+    let node = AnvilNode::start().await.unwrap();
+    let (_, manifest) = deploy_test_ledger(&node).await.unwrap();
+    let mut old = manifest.clone();
+    old.contracts.audit_anchor_registry = None;
+    let config = test_config(&node);
+
+    let missing = check_deployment(&config, &old).await.unwrap_err();
+    let old_ledger = EthersLedger::connect(&config, old.clone()).unwrap();
+    let audit_job = old_ledger
+        .submit(&LedgerJob::AnchorAuditHead(audit_head(1)))
+        .await;
+    let updated = deploy_audit_anchor_registry(&config, &old).await.unwrap();
+
+    assert_eq!(
+        missing.to_string(),
+        "the deployment manifest has no AuditAnchorRegistry; run `meditrustal deploy-contracts \
+         --if-needed` to deploy it beside the existing contracts"
+    );
+    assert_eq!(audit_job, Err(LedgerError::ContractsMissing));
+    assert_eq!(
+        updated.contracts.user_registry,
+        manifest.contracts.user_registry
+    );
+    assert_eq!(
+        updated.contracts.medical_record_registry,
+        manifest.contracts.medical_record_registry
+    );
+    assert_ne!(
+        updated.contracts.audit_anchor_registry,
+        manifest.contracts.audit_anchor_registry
+    );
+    check_deployment(&config, &updated).await.unwrap();
 }
 
 #[test]
@@ -655,9 +815,11 @@ fn compile_check_names_a_stale_artifact() {
         "UserRegistry.sol",
         "MedicalRecordRegistry.sol",
         "ConsentRegistry.sol",
+        "AuditAnchorRegistry.sol",
         "out/UserRegistry.json",
         "out/MedicalRecordRegistry.json",
         "out/ConsentRegistry.json",
+        "out/AuditAnchorRegistry.json",
     ] {
         std::fs::copy(contracts_dir().join(file), copy.join(file)).unwrap();
     }

@@ -29,7 +29,7 @@ abigen!(
 );
 
 /// Address of the third contract anvil's first account creates (nonce 2),
-/// which `deploy_contracts` deploys last.
+/// which `deploy_contracts` deploys third of four.
 const CONSENT_REGISTRY_ADDRESS: &str = "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0";
 
 struct Fixture {

@@ -1,6 +1,7 @@
 //! Errors of this adapter, and their translation into each port's error.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use meditrustal_audit::AuditStoreError;
 use meditrustal_identity::{AuthStoreError, UniqueField, UserStoreError};
 use meditrustal_ledger::OutboxError;
 use meditrustal_records::{ConsentStoreError, RecordStoreError};
@@ -104,6 +105,12 @@ impl From<QueryError> for ConsentStoreError {
 }
 
 impl From<QueryError> for OutboxError {
+    fn from(error: QueryError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl From<QueryError> for AuditStoreError {
     fn from(error: QueryError) -> Self {
         Self::Unavailable(error.to_string())
     }

@@ -3,7 +3,8 @@
 //! [`UserAdminStore`](meditrustal_identity::UserAdminStore),
 //! [`RecordStore`](meditrustal_records::RecordStore),
 //! [`ConsentStore`](meditrustal_records::ConsentStore),
-//! [`OutboxStore`](meditrustal_ledger::OutboxStore), and the session,
+//! [`OutboxStore`](meditrustal_ledger::OutboxStore),
+//! [`AuditStore`](meditrustal_audit::AuditStore), and the session,
 //! throttle, one-time token and MFA stores of the identity crate) with
 //! Diesel and a deadpool connection pool, plus the schema migrations and
 //! [`PgMailOutbox`], the development notifier.
@@ -18,6 +19,7 @@
 //! migrated database.
 
 mod admin;
+mod audit;
 mod consents;
 mod convert;
 mod error;
@@ -39,6 +41,7 @@ mod throttle;
 mod users;
 
 pub use admin::PgUserAdminStore;
+pub use audit::{AppendOnlyGaps, PgAuditStore};
 pub use consents::PgConsentStore;
 pub use error::DatabaseError;
 pub use mail_outbox::PgMailOutbox;

@@ -1,5 +1,5 @@
 //! [`OutboxStore`] over the `outbox_jobs` table, and the job insert that
-//! the user and record stores run inside their own transactions.
+//! the user, record and audit stores run inside their own transactions.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::convert;
 use crate::error::QueryError;
 use crate::pool::Pool;
-use crate::schema::{consents, medical_records, outbox_jobs, users};
+use crate::schema::{audit_anchors, consents, medical_records, outbox_jobs, users};
 
 /// Statuses of jobs that are not finished yet.
 const OPEN_STATUSES: [&str; 2] = ["pending", "sent"];
@@ -32,6 +32,9 @@ pub(crate) enum JobTarget {
     /// The `revoke_*` columns of a `consents` row: a revocation on
     /// `ConsentRegistry`.
     ConsentRevocation(Uuid),
+    /// An `audit_anchors` row, by sequence number: anchor on
+    /// `AuditAnchorRegistry`.
+    AuditAnchor(i64),
 }
 
 impl JobTarget {
@@ -40,12 +43,14 @@ impl JobTarget {
         record_id: Option<Uuid>,
         user_id: Option<Uuid>,
         consent_id: Option<Uuid>,
+        audit_anchor_seq: Option<i64>,
     ) -> Option<Self> {
-        match (kind, record_id, user_id, consent_id) {
-            ("anchor_record", Some(id), _, _) => Some(Self::Record(id)),
-            ("register_user", _, Some(id), _) => Some(Self::User(id)),
-            ("grant_consent", _, _, Some(id)) => Some(Self::ConsentGrant(id)),
-            ("revoke_consent", _, _, Some(id)) => Some(Self::ConsentRevocation(id)),
+        match (kind, record_id, user_id, consent_id, audit_anchor_seq) {
+            ("anchor_record", Some(id), _, _, _) => Some(Self::Record(id)),
+            ("register_user", _, Some(id), _, _) => Some(Self::User(id)),
+            ("grant_consent", _, _, Some(id), _) => Some(Self::ConsentGrant(id)),
+            ("revoke_consent", _, _, Some(id), _) => Some(Self::ConsentRevocation(id)),
+            ("anchor_audit_head", _, _, _, Some(seq)) => Some(Self::AuditAnchor(seq)),
             _ => None,
         }
     }
@@ -59,6 +64,7 @@ pub(crate) struct NewJobRow {
     record_id: Option<Uuid>,
     user_id: Option<Uuid>,
     consent_id: Option<Uuid>,
+    audit_anchor_seq: Option<i64>,
 }
 
 impl NewJobRow {
@@ -68,12 +74,13 @@ impl NewJobRow {
         let payload = serde_json::to_value(job).map_err(|error| {
             QueryError::Conversion(format!("could not serialize ledger job: {error}"))
         })?;
-        let (record_id, user_id, consent_id) = match target {
-            JobTarget::Record(id) => (Some(id), None, None),
-            JobTarget::User(id) => (None, Some(id), None),
+        let (record_id, user_id, consent_id, audit_anchor_seq) = match target {
+            JobTarget::Record(id) => (Some(id), None, None, None),
+            JobTarget::User(id) => (None, Some(id), None, None),
             JobTarget::ConsentGrant(id) | JobTarget::ConsentRevocation(id) => {
-                (None, None, Some(id))
+                (None, None, Some(id), None)
             }
+            JobTarget::AuditAnchor(seq) => (None, None, None, Some(seq)),
         };
         Ok(Self {
             kind: job.kind().to_owned(),
@@ -81,6 +88,7 @@ impl NewJobRow {
             record_id,
             user_id,
             consent_id,
+            audit_anchor_seq,
         })
     }
 
@@ -241,10 +249,10 @@ impl OutboxStore for PgOutboxStore {
         Ok(())
     }
 
-    /// Sets the job to `done` and the target row to anchored (records and
-    /// consents) or registered (users), with the transaction, block and
-    /// time. A finished
-    /// or missing job is left unchanged.
+    /// Sets the job to `done` and the target row to anchored (records,
+    /// consents and audit heads) or registered (users), with the
+    /// transaction, block and time. A finished or missing job is left
+    /// unchanged.
     async fn complete(&self, job_id: i64, anchor: ChainAnchor) -> Result<(), OutboxError> {
         let block_number = convert::block_to_column(anchor.block_number)?;
         self.pool
@@ -326,7 +334,13 @@ impl OutboxStore for PgOutboxStore {
 /// Locks the job if it is still open (pending or sent) and returns its
 /// target, or `None` when the job is finished or missing.
 fn lock_open_job(conn: &mut PgConnection, job_id: i64) -> Result<Option<JobTarget>, QueryError> {
-    type TargetColumns = (String, Option<Uuid>, Option<Uuid>, Option<Uuid>);
+    type TargetColumns = (
+        String,
+        Option<Uuid>,
+        Option<Uuid>,
+        Option<Uuid>,
+        Option<i64>,
+    );
     let columns: Option<TargetColumns> = outbox_jobs::table
         .find(job_id)
         .filter(outbox_jobs::status.eq_any(OPEN_STATUSES))
@@ -335,6 +349,7 @@ fn lock_open_job(conn: &mut PgConnection, job_id: i64) -> Result<Option<JobTarge
             outbox_jobs::record_id,
             outbox_jobs::user_id,
             outbox_jobs::consent_id,
+            outbox_jobs::audit_anchor_seq,
         ))
         .for_update()
         .first(conn)
@@ -342,14 +357,14 @@ fn lock_open_job(conn: &mut PgConnection, job_id: i64) -> Result<Option<JobTarge
 
     match columns {
         None => Ok(None),
-        Some((kind, record_id, user_id, consent_id)) => {
-            JobTarget::from_columns(&kind, record_id, user_id, consent_id)
+        Some((kind, record_id, user_id, consent_id, audit_anchor_seq)) => {
+            JobTarget::from_columns(&kind, record_id, user_id, consent_id, audit_anchor_seq)
                 .map(Some)
                 .ok_or_else(|| {
                     convert::invalid(
                         "outbox_jobs",
                         job_id,
-                        "record_id, user_id and consent_id",
+                        "record_id, user_id, consent_id and audit_anchor_seq",
                         "do not name the target of its kind",
                     )
                 })
@@ -410,6 +425,18 @@ fn fail_job(conn: &mut PgConnection, job_id: i64, error: &str) -> Result<(), Que
             .set(consents::revoke_status.eq("failed"))
             .execute(conn)?;
         }
+        JobTarget::AuditAnchor(seq) => {
+            diesel::update(
+                audit_anchors::table
+                    .find(seq)
+                    .filter(audit_anchors::status.eq("pending")),
+            )
+            .set((
+                audit_anchors::status.eq("failed"),
+                audit_anchors::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        }
     }
     Ok(())
 }
@@ -458,6 +485,18 @@ fn set_target_tx(
                     .filter(consents::revoke_status.eq("pending")),
             )
             .set(consents::revoke_tx_hash.eq(tx))
+            .execute(conn)?;
+        }
+        JobTarget::AuditAnchor(seq) => {
+            diesel::update(
+                audit_anchors::table
+                    .find(seq)
+                    .filter(audit_anchors::status.eq("pending")),
+            )
+            .set((
+                audit_anchors::tx_hash.eq(tx),
+                audit_anchors::updated_at.eq(now),
+            ))
             .execute(conn)?;
         }
     }
@@ -510,6 +549,17 @@ fn complete_target(
                     consents::revoke_tx_hash.eq(Some(tx)),
                     consents::revoke_block_number.eq(Some(block_number)),
                     consents::revoke_anchored_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        JobTarget::AuditAnchor(seq) => {
+            diesel::update(audit_anchors::table.find(seq))
+                .set((
+                    audit_anchors::status.eq("anchored"),
+                    audit_anchors::tx_hash.eq(Some(tx)),
+                    audit_anchors::block_number.eq(Some(block_number)),
+                    audit_anchors::anchored_at.eq(now),
+                    audit_anchors::updated_at.eq(now),
                 ))
                 .execute(conn)?;
         }

@@ -71,6 +71,38 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         consent_id -> Nullable<Uuid>,
+        audit_anchor_seq -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> Int8,
+        occurred_at -> Timestamptz,
+        actor_id -> Nullable<Uuid>,
+        actor_role -> Nullable<Text>,
+        action -> Text,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+        patient_id -> Nullable<Uuid>,
+        record_id -> Nullable<Uuid>,
+        request_id -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        prev_hash -> Bytea,
+        hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    audit_anchors (seq) {
+        seq -> Int8,
+        head_hash -> Bytea,
+        status -> Text,
+        tx_hash -> Nullable<Bytea>,
+        block_number -> Nullable<Int8>,
+        anchored_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -205,6 +237,8 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_anchors,
+    audit_events,
     break_glass_events,
     consents,
     master_keys,
@@ -272,6 +306,16 @@ mod tests {
         let db = TestDatabase::create().await.unwrap();
         let mut conn = db.connect().unwrap();
         let declared = [
+            (
+                "audit_anchors",
+                debug_query::<Pg, _>(&audit_anchors::table.select(audit_anchors::all_columns))
+                    .to_string(),
+            ),
+            (
+                "audit_events",
+                debug_query::<Pg, _>(&audit_events::table.select(audit_events::all_columns))
+                    .to_string(),
+            ),
             (
                 "break_glass_events",
                 debug_query::<Pg, _>(

@@ -3,6 +3,7 @@
 //! 5xx responses are logged here, once; bodies stay generic.
 
 use actix_web::http::StatusCode;
+use meditrustal_audit::AuditError;
 use meditrustal_identity::{AdminError, IdentityError};
 use meditrustal_records::{AccessDenial, ConsentError, RecordError};
 
@@ -106,6 +107,23 @@ impl From<RecordError> for Problem {
             RecordError::Internal(cause) => {
                 tracing::error!(error = %cause, "record operation failed");
                 Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<AuditError> for Problem {
+    fn from(error: AuditError) -> Self {
+        match error {
+            AuditError::Invalid { field, message } => Problem::invalid_field(field, message),
+            AuditError::Forbidden(reason) => forbidden(&reason),
+            AuditError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "audit store unavailable");
+                crate::audit::audit_unavailable()
+            }
+            AuditError::AnchorsUnavailable(cause) => {
+                tracing::error!(error = %cause, "anchored audit heads unavailable");
+                Problem::unavailable("The chain is unavailable. Retry in a few seconds.")
             }
         }
     }

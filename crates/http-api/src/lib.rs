@@ -4,6 +4,7 @@
 //! errors to JSON and RFC 9457 problem responses. Depends on the domain
 //! crates only; the binary injects the services already wired to adapters.
 
+mod audit;
 mod auth;
 mod body;
 mod errors;
@@ -21,6 +22,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use async_trait::async_trait;
+use meditrustal_audit::AuditService;
 use meditrustal_identity::{AdminService, IdentityService};
 use meditrustal_records::{ConsentService, RecordService};
 
@@ -55,6 +57,9 @@ pub struct AppState {
     pub consents: Arc<ConsentService>,
     /// User administration.
     pub admin: Arc<AdminService>,
+    /// The audit log. Audited routes fail with 503 when it cannot be
+    /// written.
+    pub audit: Arc<AuditService>,
     /// Dependency checks.
     pub readiness: Arc<dyn ReadinessProbe>,
 }
@@ -68,6 +73,9 @@ pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// Proxies whose `X-Forwarded-For` header names the client in audit
+    /// events. Empty means the TCP peer is always the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Longest time to receive a request body; a slower client gets 408.
     pub body_timeout: std::time::Duration,
 }
@@ -171,7 +179,8 @@ fn routes(config: &mut web::ServiceConfig) {
                     web::get().to(routes::records::verify),
                 )
                 .configure(consent_routes)
-                .configure(admin_routes),
+                .configure(admin_routes)
+                .configure(audit_routes),
         );
 }
 
@@ -213,6 +222,18 @@ fn admin_routes(config: &mut web::ServiceConfig) {
         .route(
             "/admin/break-glass",
             web::get().to(routes::break_glass::review),
+        );
+}
+
+fn audit_routes(config: &mut web::ServiceConfig) {
+    config
+        .route(
+            "/audit/my-record-access-history",
+            web::get().to(routes::audit::my_record_access_history),
+        )
+        .route(
+            "/admin/audit-events",
+            web::get().to(routes::audit::search_events),
         );
 }
 

@@ -1,5 +1,6 @@
-//! Request context: a request id on every request and response, a tracing
-//! span carrying it, and one access log line per request.
+//! Request context: a request id on every request and response (also kept
+//! in the request's extensions for audit events), a tracing span carrying
+//! it, and one access log line per request.
 
 use std::time::Instant;
 
@@ -7,7 +8,10 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::HttpMessage;
 use tracing::Instrument;
+
+use crate::audit::AssignedRequestId;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -29,6 +33,9 @@ pub async fn request_context(
         http.method = %request.method(),
         user.id = tracing::field::Empty,
     );
+    request
+        .extensions_mut()
+        .insert(AssignedRequestId(request_id.clone()));
     let started = Instant::now();
 
     let mut response = next.call(request).instrument(span.clone()).await?;

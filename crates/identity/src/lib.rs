@@ -31,10 +31,10 @@ pub use ports::{
     MfaStore, Notification, Notifier, NotifyError, OneTimeTokenStore, PasswordHasher, SessionStore,
     TokenError, TokenIssuer, UniqueField, UserAdminStore, UserStore, UserStoreError,
 };
-pub use service::{IdentityService, Registration, SecurityPorts};
+pub use service::{IdentityService, LoginAttempt, Registration, SecurityPorts};
 pub use session::{
-    ClientInfo, LoginOutcome, MfaChallenge, NewSession, RefreshRotation, RotationOutcome,
-    SecurityPolicy, Session, SessionId, TokenPair,
+    ClientInfo, LoginOutcome, MfaChallenge, NewSession, RefreshAttempt, RefreshRotation,
+    RotationOutcome, SecurityPolicy, Session, SessionId, TokenPair,
 };
 pub use throttle::{ThrottleKey, ThrottlePolicy};
 pub use types::{

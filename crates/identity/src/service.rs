@@ -40,6 +40,17 @@ pub struct Registration {
     pub role: String,
 }
 
+/// The outcome of a login together with the account it concerned.
+#[derive(Debug)]
+pub struct LoginAttempt {
+    /// The account that the username or email named, whether or not the
+    /// password matched. `None` when no account has that name, when the
+    /// login was throttled before the lookup, or when the store failed.
+    pub account: Option<Principal>,
+    /// The session tokens or MFA challenge, or why the login failed.
+    pub result: Result<LoginOutcome, IdentityError>,
+}
+
 /// The ports behind sessions, second factors, one-time tokens, login
 /// throttling and notifications.
 pub struct SecurityPorts {
@@ -182,6 +193,37 @@ impl IdentityService {
         password: &SecretString,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, IdentityError> {
+        self.attempt_login(identifier, password, client)
+            .await
+            .result
+    }
+
+    /// Same as [`IdentityService::login`], and also returns the account
+    /// that the username or email named, so that failed logins can be
+    /// audited against it. The caller must not reveal that account.
+    pub async fn attempt_login(
+        &self,
+        identifier: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> LoginAttempt {
+        let mut account = None;
+        let result = self
+            .check_login(identifier, password, client, &mut account)
+            .await;
+        LoginAttempt { account, result }
+    }
+
+    /// Runs the steps of [`IdentityService::login`]. Sets `account` as soon
+    /// as the name is found, so that it is known also when a later step
+    /// fails.
+    async fn check_login(
+        &self,
+        identifier: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+        account: &mut Option<Principal>,
+    ) -> Result<LoginOutcome, IdentityError> {
         let now = Utc::now();
         let name = login_key(identifier);
         let throttle_keys = throttle_keys(ThrottleKey::Login(name.clone()), client);
@@ -197,6 +239,10 @@ impl IdentityService {
                 .await
                 .map_err(store_error)?
         };
+        *account = credentials.as_ref().map(|found| Principal {
+            user_id: found.user.id,
+            role: found.user.role,
+        });
         let hash = credentials
             .as_ref()
             .map_or(&self.decoy_hash, |found| &found.password_hash);
@@ -685,6 +731,68 @@ mod tests {
             issued_at: Utc::now(),
             expires_at: Utc::now(),
         }
+    }
+
+    #[tokio::test]
+    async fn failed_login_names_the_account() {
+        let mut mocks = Mocks::new();
+        mocks.allow_throttle();
+        mocks
+            .users
+            .expect_find_for_login()
+            .times(1)
+            .returning(|_| Ok(Some(credentials(true))));
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(false));
+
+        let attempt = mocks
+            .service()
+            .await
+            .attempt_login("alice", &SecretString::from("wrong-pass"), &client())
+            .await;
+
+        assert_eq!(
+            attempt.account,
+            Some(Principal {
+                user_id: USER,
+                role: Role::Patient,
+            })
+        );
+        assert_eq!(
+            attempt.result.unwrap_err(),
+            IdentityError::InvalidCredentials
+        );
+    }
+
+    #[tokio::test]
+    async fn login_of_unknown_user_names_no_account() {
+        let mut mocks = Mocks::new();
+        mocks.allow_throttle();
+        mocks
+            .users
+            .expect_find_for_login()
+            .times(1)
+            .returning(|_| Ok(None));
+        mocks
+            .hasher
+            .expect_verify()
+            .times(1)
+            .returning(|_, _| Ok(false));
+
+        let attempt = mocks
+            .service()
+            .await
+            .attempt_login("nobody", &SecretString::from("whatever1"), &client())
+            .await;
+
+        assert_eq!(attempt.account, None);
+        assert_eq!(
+            attempt.result.unwrap_err(),
+            IdentityError::InvalidCredentials
+        );
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::error::IdentityError;
 use crate::opaque::TokenHash;
 use crate::throttle::ThrottlePolicy;
 use crate::types::{IssuedToken, UserId};
@@ -135,6 +136,19 @@ pub struct TokenPair {
     pub refresh: SecretString,
     /// The session both belong to.
     pub session_id: SessionId,
+    /// The user the session belongs to.
+    pub user_id: UserId,
+}
+
+/// The outcome of a refresh, with the user whose session a reused token
+/// ended.
+#[derive(Debug)]
+pub struct RefreshAttempt {
+    /// The session's user when the token was spent before and the session
+    /// was ended for it, else `None`.
+    pub reused_by: Option<UserId>,
+    /// The next token pair, or why the refresh failed.
+    pub result: Result<TokenPair, IdentityError>,
 }
 
 /// The first login step passed, and the account needs a second factor.

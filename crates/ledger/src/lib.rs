@@ -20,8 +20,8 @@ pub use consent::{
 pub use outbox::{BackoffPolicy, OutboxProcessor, ProcessReport};
 pub use ports::{ConsentSigner, Ledger, LedgerError, OutboxError, OutboxStore, SignerError};
 pub use types::{
-    Address, AddressParseError, AnchorState, AnchorStatus, ChainAnchor, ChainRole, ChainStatus,
-    LedgerJob, OnChainRecord, OutboxJob, RecordAnchor, Submission, TxHash, TxStatus,
+    Address, AddressParseError, AnchorState, AnchorStatus, AuditHeadAnchor, ChainAnchor, ChainRole,
+    ChainStatus, LedgerJob, OnChainRecord, OutboxJob, RecordAnchor, Submission, TxHash, TxStatus,
     UserRegistration,
 };
 

@@ -124,6 +124,16 @@ pub struct RecordAnchor {
     pub timestamp: u64,
 }
 
+/// A head of the audit log's hash chain to anchor on the
+/// `AuditAnchorRegistry` contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHeadAnchor {
+    /// Sequence number of the event at the head.
+    pub seq: u64,
+    /// Hash of that event, which commits to every earlier event.
+    pub head_hash: Digest,
+}
+
 /// One unit of chain work, stored in the outbox until it is mined.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -136,6 +146,8 @@ pub enum LedgerJob {
     GrantConsent(SignedGrant),
     /// Record a patient-signed revocation on `ConsentRegistry`.
     RevokeConsent(SignedRevocation),
+    /// Anchor an audit chain head on `AuditAnchorRegistry`.
+    AnchorAuditHead(AuditHeadAnchor),
 }
 
 impl LedgerJob {
@@ -146,6 +158,7 @@ impl LedgerJob {
             Self::AnchorRecord(_) => "anchor_record",
             Self::GrantConsent(_) => "grant_consent",
             Self::RevokeConsent(_) => "revoke_consent",
+            Self::AnchorAuditHead(_) => "anchor_audit_head",
         }
     }
 }
@@ -280,6 +293,27 @@ impl AnchorState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_head_job_serializes_with_its_kind() {
+        let job = LedgerJob::AnchorAuditHead(AuditHeadAnchor {
+            seq: 42,
+            head_hash: Digest::from_bytes([0xab; 32]),
+        });
+
+        let json = serde_json::to_value(&job).unwrap();
+
+        assert_eq!(job.kind(), "anchor_audit_head");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "kind": "anchor_audit_head",
+                "seq": 42,
+                "head_hash": format!("0x{}", "ab".repeat(32)),
+            })
+        );
+        assert_eq!(serde_json::from_value::<LedgerJob>(json).unwrap(), job);
+    }
 
     #[test]
     fn address_prints_lowercase_whatever_the_input_case() {

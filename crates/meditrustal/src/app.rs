@@ -15,9 +15,10 @@ use meditrustal_adapter_paseto::{
     BcryptHasher, PasetoTokens, SigningKey, SigningSeed, TokenConfig, TokenKeyId, VerifyingKey,
 };
 use meditrustal_adapter_postgres::{
-    PgConsentStore, PgLoginThrottle, PgMailOutbox, PgMfaStore, PgOneTimeTokenStore, PgOutboxStore,
-    PgRecordStore, PgSessionStore, PgUserAdminStore, PgUserStore, Pool, PoolConfig,
+    PgAuditStore, PgConsentStore, PgLoginThrottle, PgMailOutbox, PgMfaStore, PgOneTimeTokenStore,
+    PgOutboxStore, PgRecordStore, PgSessionStore, PgUserAdminStore, PgUserStore, Pool, PoolConfig,
 };
+use meditrustal_audit::AuditService;
 use meditrustal_crypto::KeyProvider;
 use meditrustal_http_api::{AppState, ComponentHealth, HttpSettings, ReadinessProbe};
 use meditrustal_identity::{
@@ -25,26 +26,29 @@ use meditrustal_identity::{
 };
 use meditrustal_ledger::{BackoffPolicy, Ledger, OutboxProcessor};
 use meditrustal_records::{ConsentService, JobSignal, RecordService};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::{AuthSettings, Settings};
 use crate::keys::Keys;
 
-/// A started service: the HTTP server and the outbox worker.
+/// A started service: the HTTP server, the outbox worker and the audit
+/// anchoring task.
 pub struct Running {
     /// The address the server listens on.
     pub address: SocketAddr,
     /// The HTTP server; await it to serve until it stops.
     pub server: actix_web::dev::Server,
     worker: JoinHandle<()>,
+    anchoring: JoinHandle<()>,
     stop_worker: watch::Sender<bool>,
 }
 
 impl Running {
     /// Serves until the server stops (SIGINT or SIGTERM, or a handle's
-    /// stop), then stops the worker after its current round.
+    /// stop), then stops the worker after its current round and the audit
+    /// anchoring task.
     pub async fn serve(self) -> anyhow::Result<()> {
         let served = self.server.await;
         tracing::info!("HTTP server stopped; stopping outbox worker");
@@ -52,13 +56,22 @@ impl Running {
         if let Err(error) = self.worker.await {
             tracing::error!(%error, "outbox worker ended abnormally");
         }
+        if let Err(error) = self.anchoring.await {
+            tracing::error!(%error, "audit anchoring task ended abnormally");
+        }
         served.context("HTTP server failed")
     }
 }
 
 /// Builds the chain adapter configuration from settings.
 pub fn ethers_config(settings: &Settings, keys: &Keys) -> EthersConfig {
-    let mut config = EthersConfig::new(settings.chain.rpc_url.clone(), keys.registrar_key.clone());
+    ethers_config_with_key(settings, keys.registrar_key.clone())
+}
+
+/// Builds the chain adapter configuration from settings, signing with
+/// `registrar_key`.
+pub fn ethers_config_with_key(settings: &Settings, registrar_key: SecretString) -> EthersConfig {
+    let mut config = EthersConfig::new(settings.chain.rpc_url.clone(), registrar_key);
     config.poll_interval = Duration::from_millis(settings.chain.poll_interval_ms);
     config.rpc_timeout = Duration::from_millis(settings.chain.rpc_timeout_ms);
     config.receipt_timeout = Duration::from_millis(settings.chain.receipt_timeout_ms);
@@ -130,6 +143,9 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         pool: pool.clone(),
         ledger: ledger.clone(),
     });
+    let audit_store = PgAuditStore::new(pool.clone());
+    warn_if_audit_is_writable(&audit_store).await;
+    let audit = Arc::new(AuditService::new(Arc::new(audit_store)));
 
     let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
         .with_context(|| {
@@ -144,12 +160,14 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         records: Arc::new(records),
         consents: Arc::new(consents),
         admin: Arc::new(admin),
+        audit: audit.clone(),
         readiness,
     };
     let http = HttpSettings {
         max_body_bytes: settings.server.max_body_bytes,
         cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
         workers: settings.server.workers,
+        trusted_proxies: settings.server.trusted_proxy_networks()?,
         body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
     };
     let server = meditrustal_http_api::server(listener, state, http)?;
@@ -161,6 +179,13 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     );
     let (stop_worker, stopped) = watch::channel(false);
     let idle = Duration::from_millis(settings.anchoring.poll_interval_ms);
+    let anchor_interval = Duration::from_millis(settings.audit.anchor_interval_ms.max(1));
+    let anchoring = tokio::spawn(run_audit_anchoring(
+        audit,
+        signal.clone(),
+        anchor_interval,
+        stopped.clone(),
+    ));
     let worker = tokio::spawn(run_worker(processor, signal, idle, stopped));
 
     tracing::info!(%address, "MediTrustAl listening");
@@ -168,6 +193,7 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         address,
         server,
         worker,
+        anchoring,
         stop_worker,
     })
 }
@@ -358,6 +384,58 @@ async fn run_worker(
         }
     }
     tracing::info!("outbox worker stopped");
+}
+
+/// Queues the audit chain head for anchoring every `interval` while it
+/// moves, and wakes the outbox worker to send it, until the stop signal.
+async fn run_audit_anchoring(
+    audit: Arc<AuditService>,
+    signal: Arc<WorkerSignal>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    tracing::info!(
+        interval_ms = interval.as_millis() as u64,
+        "audit anchoring started"
+    );
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => break,
+        }
+        match audit.request_head_anchor().await {
+            Ok(Some(head)) => {
+                tracing::info!(
+                    audit.seq = head.seq,
+                    "audit chain head queued for anchoring"
+                );
+                signal.job_enqueued();
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "audit chain head could not be queued; retrying next interval")
+            }
+        }
+    }
+    tracing::info!("audit anchoring stopped");
+}
+
+/// Logs a warning when the database role could change or delete audit
+/// events, because then only the hash chain, not the database, protects
+/// them.
+async fn warn_if_audit_is_writable(store: &PgAuditStore) {
+    match store.append_only_gaps().await {
+        Ok(found) if found.gaps.is_empty() => {}
+        Ok(found) => tracing::warn!(
+            db.role = %found.role,
+            gaps = ?found.gaps,
+            "the database role can change or delete audit events; serve as a role with only \
+             SELECT and INSERT on audit_events (docs/audit.md)"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "could not check the database role's audit privileges")
+        }
+    }
 }
 
 struct Readiness {

@@ -1,8 +1,10 @@
 //! Typed configuration, loaded once from `config/default.toml`, an
 //! environment file and `MEDITRUSTAL__SECTION__KEY` variables.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -27,6 +29,8 @@ pub struct Settings {
     pub crypto: CryptoSettings,
     /// Consent and emergency access.
     pub consent: ConsentSettings,
+    /// Audit log.
+    pub audit: AuditSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -46,6 +50,30 @@ pub struct ServerSettings {
     pub body_timeout_ms: u64,
     /// Browser origins allowed by CORS.
     pub cors_allowed_origins: Vec<String>,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For`
+    /// header names the client in audit events.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerSettings {
+    /// Parses `trusted_proxies`; a bare address is a network of one.
+    /// Errors: the first entry that is neither an IP address nor a CIDR
+    /// network.
+    pub fn trusted_proxy_networks(&self) -> anyhow::Result<Vec<IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                text.parse::<IpNet>()
+                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "invalid server.trusted_proxies entry {text:?}: use an IP address \
+                             such as 10.0.0.5 or a network such as 10.0.0.0/8"
+                        )
+                    })
+            })
+            .collect()
+    }
 }
 
 /// PostgreSQL settings.
@@ -147,6 +175,14 @@ pub struct CryptoSettings {
     pub master_key: Option<SecretString>,
 }
 
+/// Audit log settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuditSettings {
+    /// How often the current audit chain head is queued for anchoring when
+    /// it has moved, in milliseconds.
+    pub anchor_interval_ms: u64,
+}
+
 /// Consent and emergency access settings.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ConsentSettings {
@@ -189,6 +225,7 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("server.cors_allowed_origins")
+                    .with_list_parse_key("server.trusted_proxies")
                     .with_list_parse_key("auth.previous_public_keys"),
             )
             .build()?

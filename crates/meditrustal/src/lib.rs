@@ -5,6 +5,7 @@
 //! [`app::start`].
 
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod keys;
 pub mod operator;

@@ -1,4 +1,5 @@
-//! `meditrustal`: serve the API, migrate the database, deploy the contracts.
+//! `meditrustal`: serve the API, migrate the database, deploy the contracts,
+//! verify the audit chain.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,10 @@ use meditrustal::app;
 use meditrustal::config::Settings;
 use meditrustal::keys;
 use meditrustal::operator::{self, NewAdmin};
-use meditrustal_adapter_ethers::{check_deployment, deploy_contracts, DeploymentManifest};
+use meditrustal_adapter_ethers::{
+    check_deployment, deploy_audit_anchor_registry, deploy_contracts, DeploymentError,
+    DeploymentManifest,
+};
 
 #[derive(Parser)]
 #[command(
@@ -48,11 +52,23 @@ enum Command {
         #[arg(long)]
         fund_registrar: bool,
     },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Create or promote admin accounts; the API never does.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every audit event from the first against the hash chain and
+    /// the heads anchored on-chain; exit 1 naming the first broken event.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -143,8 +159,26 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if_needed,
             fund_registrar,
         } => deploy(&settings, if_needed, fund_registrar).await,
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => verify_audit(&settings).await,
         Command::Admin { command } => admin(&settings, command).await,
     }
+}
+
+async fn verify_audit(settings: &Settings) -> anyhow::Result<()> {
+    let report = meditrustal::audit::verify_chain(settings).await?;
+    let summary = meditrustal::audit::describe(&report);
+    if !report.is_intact() {
+        anyhow::bail!(summary);
+    }
+    tracing::info!(
+        audit.events = report.events_checked,
+        audit.anchors = report.anchors,
+        "audit chain verified"
+    );
+    println!("{summary}");
+    Ok(())
 }
 
 async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
@@ -181,19 +215,33 @@ async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> a
     let path = settings.manifest_path();
 
     if if_needed && path.exists() {
-        // A manifest from before a contract was added does not load; it is
-        // replaced like one that does not match the chain.
-        let checked = match DeploymentManifest::load(&path) {
-            Ok(manifest) => check_deployment(&config, &manifest).await,
-            Err(error) => Err(error),
-        };
-        match checked {
-            Ok(()) => {
-                tracing::info!(manifest = %path.display(), "deployment matches the chain; nothing to deploy");
-                return Ok(());
-            }
+        // A manifest from before `ConsentRegistry` does not load; it is
+        // replaced like one that does not match the chain. One from before
+        // `AuditAnchorRegistry` loads, and that contract is added to it.
+        match DeploymentManifest::load(&path) {
+            Ok(manifest) => match check_deployment(&config, &manifest).await {
+                Ok(()) => {
+                    tracing::info!(manifest = %path.display(), "deployment matches the chain; nothing to deploy");
+                    return Ok(());
+                }
+                // The other contracts and their entries stay in use.
+                Err(DeploymentError::NotInManifest { contract }) => {
+                    tracing::info!(
+                        contract,
+                        "deployment predates a contract; deploying it alone"
+                    );
+                    let updated = deploy_audit_anchor_registry(&config, &manifest)
+                        .await
+                        .context("deployment failed")?;
+                    updated.save(&path)?;
+                    return Ok(());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "deployment does not match the chain; deploying again")
+                }
+            },
             Err(error) => {
-                tracing::warn!(%error, "deployment does not match the chain; deploying again")
+                tracing::warn!(%error, "deployment manifest does not load; deploying again")
             }
         }
     }
@@ -213,6 +261,7 @@ async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> a
         user_registry = %manifest.contracts.user_registry.address,
         medical_record_registry = %manifest.contracts.medical_record_registry.address,
         consent_registry = %manifest.contracts.consent_registry.address,
+        audit_anchor_registry = ?manifest.contracts.audit_anchor_registry.map(|contract| contract.address),
         "contracts deployed"
     );
     Ok(())

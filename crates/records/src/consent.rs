@@ -292,6 +292,17 @@ impl AccessGrants {
             .map(|consent| consent.id)
     }
 
+    /// Returns what lets the doctor list the patient's records: the open
+    /// break-glass access, or else the first consent in force, or `None`.
+    pub fn list_basis(&self) -> Option<AccessBasis> {
+        if let Some(event) = &self.break_glass {
+            return Some(AccessBasis::BreakGlass(event.id));
+        }
+        self.consents
+            .first()
+            .map(|consent| AccessBasis::Consent(consent.id))
+    }
+
     /// Returns the filter of the records the doctor may read: `None` when
     /// none, `Some(None)` for all of them, `Some(Some(filter))` otherwise.
     pub fn read_filter(&self) -> Option<Option<RecordFilter>> {

@@ -154,7 +154,27 @@ impl RecordService {
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<RecordPage, RecordError> {
-        let (patient_id, within) = self.listable(caller, patient).await?;
+        self.list_with_basis(caller, patient, record_type, limit, cursor)
+            .await
+            .map(|(page, _)| page)
+    }
+
+    /// Same as [`RecordService::list`], and also returns what lets a
+    /// doctor list the records (`None` for the patient), for the audit log.
+    /// An open break-glass access comes first, then the first consent in
+    /// force.
+    ///
+    /// NOTE: when several consents cover the listing, only the first is
+    /// returned, although the others may cover more of its records.
+    pub async fn list_with_basis(
+        &self,
+        caller: &Principal,
+        patient: PatientSelector,
+        record_type: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<(RecordPage, Option<AccessBasis>), RecordError> {
+        let (patient_id, within, basis) = self.listable(caller, patient).await?;
         let record_type = record_type.map(parse_record_type).transpose()?;
         let limit = parse_limit(limit)?;
         let after = cursor
@@ -184,7 +204,7 @@ impl RecordService {
         } else {
             None
         };
-        Ok(RecordPage { records, next })
+        Ok((RecordPage { records, next }, basis))
     }
 
     /// Reads a record with its decrypted content. Errors:
@@ -198,7 +218,20 @@ impl RecordService {
         caller: &Principal,
         id: RecordId,
     ) -> Result<(MedicalRecord, String), RecordError> {
-        let stored = self.visible_record(caller, id, "read").await?;
+        self.read_with_basis(caller, id)
+            .await
+            .map(|(record, raw_data, _)| (record, raw_data))
+    }
+
+    /// Same as [`RecordService::read`], and also returns the consent or
+    /// break-glass access that let a doctor in (`None` for the owner), for
+    /// the audit log.
+    pub async fn read_with_basis(
+        &self,
+        caller: &Principal,
+        id: RecordId,
+    ) -> Result<(MedicalRecord, String, Option<AccessBasis>), RecordError> {
+        let (stored, basis) = self.visible_record(caller, id, "read").await?;
 
         let plaintext = meditrustal_crypto::open(
             self.keys.as_ref(),
@@ -212,7 +245,7 @@ impl RecordService {
         }
         let raw_data = String::from_utf8(plaintext).map_err(|_| RecordError::Integrity)?;
 
-        Ok((stored.record, raw_data))
+        Ok((stored.record, raw_data, basis))
     }
 
     /// Checks a record against its own hashes and the chain; each check
@@ -225,24 +258,49 @@ impl RecordService {
         caller: &Principal,
         id: RecordId,
     ) -> Result<Verification, RecordError> {
-        let stored = self.visible_record(caller, id, "verify").await?;
-        Ok(verify::verify_record(&stored, self.keys.as_ref(), self.ledger.as_ref()).await)
+        self.verify_with_basis(caller, id)
+            .await
+            .map(|(report, _)| report)
     }
 
-    /// Loads a record the caller may read. Patients read their own records
-    /// and get [`RecordError::NotFound`] for any other. Doctors need a
-    /// consent or break-glass access, and get [`RecordError::AccessDenied`]
-    /// without one, whether the record exists or not.
+    /// Same as [`RecordService::verify`], and also returns the consent or
+    /// break-glass access that let a doctor in (`None` for the owner), for
+    /// the audit log.
+    pub async fn verify_with_basis(
+        &self,
+        caller: &Principal,
+        id: RecordId,
+    ) -> Result<(Verification, Option<AccessBasis>), RecordError> {
+        let (stored, basis) = self.visible_record(caller, id, "verify").await?;
+        let report = verify::verify_record(&stored, self.keys.as_ref(), self.ledger.as_ref()).await;
+        Ok((report, basis))
+    }
+
+    /// Returns the owner of a record, or `None` when it does not exist, so
+    /// that a denied access can be audited against the patient it
+    /// targeted. The owner must not be revealed to the caller. Errors:
+    /// [`RecordError::Unavailable`].
+    pub async fn owner_of(&self, id: RecordId) -> Result<Option<UserId>, RecordError> {
+        let stored = self.store.find(id).await.map_err(unavailable)?;
+        Ok(stored.map(|stored| stored.record.patient_id))
+    }
+
+    /// Loads a record the caller may read, with the consent or break-glass
+    /// access that lets a doctor read it (`None` for the owner). Patients
+    /// read their own records and get [`RecordError::NotFound`] for any
+    /// other. Doctors need a consent or break-glass access, and get
+    /// [`RecordError::AccessDenied`] without one, whether the record exists
+    /// or not.
     async fn visible_record(
         &self,
         caller: &Principal,
         id: RecordId,
         action: &'static str,
-    ) -> Result<StoredRecord, RecordError> {
+    ) -> Result<(StoredRecord, Option<AccessBasis>), RecordError> {
         let stored = self.store.find(id).await.map_err(unavailable)?;
         if caller.role != Role::Doctor {
             return match stored {
-                Some(stored) if may_read(caller, &stored.record) => Ok(stored),
+                Some(stored) if may_read(caller, &stored.record) => Ok((stored, None)),
                 _ => Err(RecordError::NotFound),
             };
         }
@@ -262,23 +320,23 @@ impl RecordService {
         match grants.basis_for(&stored.record, Access::Read) {
             Some(AccessBasis::BreakGlass(event)) => {
                 tracing::warn!(record.id = %id, doctor.id = %caller.user_id, break_glass.id = %event, action, "record opened under break-glass access");
-                Ok(stored)
+                Ok((stored, Some(AccessBasis::BreakGlass(event))))
             }
-            Some(AccessBasis::Consent(_)) => Ok(stored),
+            Some(basis @ AccessBasis::Consent(_)) => Ok((stored, Some(basis))),
             None => Err(RecordError::AccessDenied(denial)),
         }
     }
 
-    /// Resolves whose records a listing shows, and the filter a doctor's
-    /// consents put on them.
+    /// Resolves whose records a listing shows, the filter a doctor's
+    /// consents put on them, and what lets the doctor list them.
     async fn listable(
         &self,
         caller: &Principal,
         patient: PatientSelector,
-    ) -> Result<(UserId, Option<RecordFilter>), RecordError> {
+    ) -> Result<(UserId, Option<RecordFilter>, Option<AccessBasis>), RecordError> {
         match patient {
-            PatientSelector::Me => Ok((caller.user_id, None)),
-            PatientSelector::Patient(id) if id == caller.user_id => Ok((id, None)),
+            PatientSelector::Me => Ok((caller.user_id, None, None)),
+            PatientSelector::Patient(id) if id == caller.user_id => Ok((id, None, None)),
             PatientSelector::Patient(id) if caller.role == Role::Doctor => {
                 let grants = self.grants(id, caller.user_id).await?;
                 let within =
@@ -290,7 +348,7 @@ impl RecordService {
                             record_id: None,
                             action: "list",
                         }))?;
-                Ok((id, within))
+                Ok((id, within, grants.list_basis()))
             }
             PatientSelector::Patient(_) => Err(RecordError::Forbidden(
                 "you may only list your own records".into(),

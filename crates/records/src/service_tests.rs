@@ -485,6 +485,30 @@ async fn other_patient_and_missing_record_look_the_same() {
 }
 
 #[tokio::test]
+async fn owner_of_names_owner_or_none() {
+    let stored = created_record(&patient(1)).await;
+    let id = stored.record.id;
+
+    let existing = service(
+        store_returning(Some(stored)),
+        MockLedger::new(),
+        MockJobSignal::new(),
+    )
+    .owner_of(id)
+    .await;
+    let missing = service(
+        store_returning(None),
+        MockLedger::new(),
+        MockJobSignal::new(),
+    )
+    .owner_of(RecordId(Uuid::from_u128(99)))
+    .await;
+
+    assert_eq!(existing, Ok(Some(UserId(Uuid::from_u128(1)))));
+    assert_eq!(missing, Ok(None));
+}
+
+#[tokio::test]
 async fn read_of_tampered_ciphertext_returns_integrity_error() {
     let owner = patient(1);
     let mut stored = created_record(&owner).await;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use meditrustal_crypto::{sha256, Digest, KeyProvider};
-use meditrustal_identity::Did;
+use meditrustal_identity::{Did, UserId};
 use meditrustal_ledger::{AnchorState, AnchorStatus, Ledger, LedgerError, OnChainRecord, TxStatus};
 use serde::Serialize;
 
@@ -38,6 +38,8 @@ pub struct Check {
 pub struct Verification {
     /// The record.
     pub record_id: RecordId,
+    /// The patient the stored record names as its owner.
+    pub patient_id: UserId,
     /// True only if every check passed.
     pub verified: bool,
     /// Each check in order.
@@ -114,6 +116,7 @@ pub(crate) async fn verify_record(
         .all(|check| check.outcome == CheckOutcome::Passed);
     Verification {
         record_id: record.id,
+        patient_id: record.patient_id,
         verified,
         checks: checks.0,
         anchor: record.anchor,

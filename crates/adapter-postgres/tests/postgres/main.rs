@@ -12,6 +12,7 @@
     reason = "a panic is how a test fails"
 )]
 
+mod audit;
 mod auth_stores;
 mod consents;
 mod outbox;

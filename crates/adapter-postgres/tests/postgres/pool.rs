@@ -1,8 +1,10 @@
 use std::time::{Duration, Instant};
 
+use diesel::migration::MigrationSource;
+use diesel::pg::Pg;
 use meditrustal_adapter_postgres::{
     ping, run_migrations, DatabaseError, PgOutboxStore, PgRecordStore, PgUserStore, Pool,
-    PoolConfig, TestDatabase,
+    PoolConfig, TestDatabase, MIGRATIONS,
 };
 use meditrustal_identity::{UserId, UserStore, UserStoreError};
 use meditrustal_ledger::OutboxError;
@@ -166,21 +168,13 @@ async fn unreachable_database_fails_fast() {
     );
 }
 
-/// Number of migration directories in the workspace's `migrations/`.
-fn migration_count() -> usize {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|entry| entry.as_ref().unwrap().path().is_dir())
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_database_fails_fast_and_recovers() {
     let server = PgServer::start();
     let url = SecretString::from(server.url());
     let applied = run_migrations(&url).await.unwrap();
-    assert_eq!(applied.len(), migration_count(), "{applied:?}");
+    let embedded = MigrationSource::<Pg>::migrations(&MIGRATIONS).unwrap();
+    assert_eq!(applied.len(), embedded.len(), "{applied:?}");
     let stores = Stores::new(small_pool(server.url()));
     let warm = stores.burst(50).await;
     assert_eq!(count(&warm, &Outcome::Ok), 50, "{warm:?}");

@@ -2,25 +2,66 @@
 //! are made by the operator's command line, never here.
 
 use actix_web::{web, HttpResponse};
-use meditrustal_identity::{AdminAction, UserId};
+use meditrustal_audit::{Action, Outcome, ReasonCode};
+use meditrustal_identity::{AdminAction, AdminError, UserId};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
 use crate::problem::Problem;
 use crate::routes::users::UserBody;
 use crate::routes::{parse_paging, PageParams};
 use crate::AppState;
 
+/// Records an admin command as `admin.command`, with the command as the
+/// reason and the affected user, if any, as the patient. A failure of the
+/// store or invalid input is not recorded, because nothing was done.
+async fn audit_command<T>(
+    state: &AppState,
+    origin: &RequestOrigin,
+    caller: &Authenticated,
+    command: ReasonCode,
+    target: Option<UserId>,
+    result: &Result<T, AdminError>,
+) -> Result<(), Problem> {
+    let outcome = match result {
+        Ok(_) => Outcome::Success,
+        Err(AdminError::Forbidden | AdminError::SelfDeactivation) => Outcome::Denied,
+        Err(AdminError::UserNotFound) => Outcome::NotFound,
+        Err(AdminError::Invalid { .. } | AdminError::Unavailable(_)) => return Ok(()),
+    };
+    let mut entry = origin
+        .entry(Action::AdminCommand, outcome)
+        .by(&caller.0)
+        .reason(command);
+    if let Some(target) = target {
+        entry = entry.patient(target);
+    }
+    audit::record(state, entry).await
+}
+
 /// `GET /admin/users`
 pub async fn list_users(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, Problem> {
     let (limit, offset) = parse_paging(&params)?;
 
-    let users = state.admin.list_users(&caller.0, limit, offset).await?;
+    let result = state.admin.list_users(&caller.0, limit, offset).await;
+
+    audit_command(
+        &state,
+        &origin,
+        &caller,
+        ReasonCode::LIST_USERS,
+        None,
+        &result,
+    )
+    .await?;
+    let users = result?;
 
     let body: Vec<UserBody<'_>> = users.iter().map(UserBody::from).collect();
     Ok(HttpResponse::Ok().json(body))
@@ -30,11 +71,16 @@ pub async fn list_users(
 pub async fn deactivate(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let target = parse_user_id(&path)?;
 
-    let action = state.admin.deactivate(&caller.0, target).await?;
+    let result = state.admin.deactivate(&caller.0, target).await;
+
+    let command = ReasonCode::DEACTIVATE_USER;
+    audit_command(&state, &origin, &caller, command, Some(target), &result).await?;
+    let action = result?;
 
     Ok(action_response(&action))
 }
@@ -43,11 +89,16 @@ pub async fn deactivate(
 pub async fn reactivate(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let target = parse_user_id(&path)?;
 
-    let action = state.admin.reactivate(&caller.0, target).await?;
+    let result = state.admin.reactivate(&caller.0, target).await;
+
+    let command = ReasonCode::REACTIVATE_USER;
+    audit_command(&state, &origin, &caller, command, Some(target), &result).await?;
+    let action = result?;
 
     Ok(action_response(&action))
 }

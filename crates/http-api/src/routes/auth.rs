@@ -1,9 +1,11 @@
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpResponse};
-use meditrustal_identity::{LoginOutcome, Registration, TokenPair};
+use meditrustal_audit::{Action, Actor, Outcome, ReasonCode};
+use meditrustal_identity::{IdentityError, LoginOutcome, Registration, TokenPair};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, RequestOrigin};
 use crate::auth::Client;
 use crate::body::StrictJson;
 use crate::problem::Problem;
@@ -53,6 +55,7 @@ struct MfaRequiredBody<'a> {
 /// `POST /auth/register`
 pub async fn register(
     state: web::Data<AppState>,
+    origin: RequestOrigin,
     body: StrictJson<RegisterBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
@@ -66,22 +69,29 @@ pub async fn register(
 
     let user = state.identity.register(registration).await?;
 
+    // NOTE: the user is committed before this event. If the audit write
+    // fails, the client gets 503 and the account exists without its
+    // `auth.register` event.
+    let actor = Actor {
+        user_id: user.id,
+        role: user.role,
+    };
+    let entry = origin.entry(Action::Register, Outcome::Success).by(actor);
+    audit::record(&state, entry).await?;
     Ok(HttpResponse::Created().json(UserBody::from(&user)))
 }
 
 /// `POST /auth/login/json`
 pub async fn login_json(
     state: web::Data<AppState>,
+    origin: RequestOrigin,
     client: Client,
     body: StrictJson<LoginJsonBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
     let password = SecretString::from(body.password);
 
-    let outcome = state
-        .identity
-        .login(&body.username_or_email, &password, &client.0)
-        .await?;
+    let outcome = login(&state, &origin, &client, &body.username_or_email, &password).await?;
 
     Ok(login_response(&outcome))
 }
@@ -89,18 +99,57 @@ pub async fn login_json(
 /// `POST /auth/login`, for clients that send the OAuth2 password form.
 pub async fn login_form(
     state: web::Data<AppState>,
+    origin: RequestOrigin,
     client: Client,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, Problem> {
     let form = form.into_inner();
     let password = SecretString::from(form.password);
 
-    let outcome = state
-        .identity
-        .login(&form.username, &password, &client.0)
-        .await?;
+    let outcome = login(&state, &origin, &client, &form.username, &password).await?;
 
     Ok(login_response(&outcome))
+}
+
+/// Checks the credentials and records `auth.login`, with the account the
+/// name matched, before a token or MFA challenge leaves the server. A
+/// password accepted with a second factor still to come is recorded as
+/// `success` with reason `mfa_required`, and a throttled login as `denied`
+/// with reason `too_many_attempts` and no actor, because the name is not
+/// looked up. A login that failed for another reason (database down) is
+/// not an authentication decision and is not recorded.
+async fn login(
+    state: &AppState,
+    origin: &RequestOrigin,
+    client: &Client,
+    identifier: &str,
+    password: &SecretString,
+) -> Result<LoginOutcome, Problem> {
+    let attempt = state
+        .identity
+        .attempt_login(identifier, password, &client.0)
+        .await;
+
+    let (outcome, reason) = match &attempt.result {
+        Ok(LoginOutcome::Tokens(_)) => (Outcome::Success, None),
+        Ok(LoginOutcome::MfaRequired(_)) => (Outcome::Success, Some(ReasonCode::MFA_REQUIRED)),
+        Err(IdentityError::InvalidCredentials) => {
+            (Outcome::Denied, Some(ReasonCode::INVALID_CREDENTIALS))
+        }
+        Err(IdentityError::TooManyAttempts { .. }) => {
+            (Outcome::Denied, Some(ReasonCode::TOO_MANY_ATTEMPTS))
+        }
+        Err(_) => return attempt.result.map_err(Problem::from),
+    };
+    let mut entry = origin.entry(Action::Login, outcome);
+    if let Some(account) = &attempt.account {
+        entry = entry.by(account);
+    }
+    if let Some(reason) = reason {
+        entry = entry.reason(reason);
+    }
+    audit::record(state, entry).await?;
+    Ok(attempt.result?)
 }
 
 fn login_response(outcome: &LoginOutcome) -> HttpResponse {

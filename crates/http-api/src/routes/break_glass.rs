@@ -3,11 +3,13 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
+use meditrustal_audit::{Action, Outcome, ReasonCode};
 use meditrustal_identity::{Role, UserId};
-use meditrustal_records::BreakGlass;
+use meditrustal_records::{BreakGlass, ConsentError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
 use crate::body::StrictJson;
 use crate::problem::Problem;
@@ -49,10 +51,14 @@ impl<'a> BreakGlassEventBody<'a> {
     }
 }
 
-/// `POST /medical-records/patient/{patient_id}/break-glass`
+/// `POST /medical-records/patient/{patient_id}/break-glass`: recorded as
+/// `break_glass.access` with reason `break_glass:<access id>`, or as denied
+/// with reason `forbidden` for a caller who is not a doctor. The free-text
+/// justification stays in the break-glass table, never in the event.
 pub async fn open(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
     body: StrictJson<BreakGlassBody>,
 ) -> Result<HttpResponse, Problem> {
@@ -63,10 +69,29 @@ pub async fn open(
         ));
     };
 
-    let event = state
+    let patient_id = UserId(patient_id);
+
+    let result = state
         .consents
-        .open_break_glass(&caller.0, UserId(patient_id), body.0.reason)
-        .await?;
+        .open_break_glass(&caller.0, patient_id, body.0.reason)
+        .await;
+
+    let entry =
+        match &result {
+            Ok(event) => Some(origin.entry(Action::BreakGlass, Outcome::Success).reason(
+                ReasonCode::with_id("break_glass", event.id).ok_or_else(Problem::internal)?,
+            )),
+            Err(ConsentError::Forbidden(_)) => Some(
+                origin
+                    .entry(Action::BreakGlass, Outcome::Denied)
+                    .reason(ReasonCode::FORBIDDEN),
+            ),
+            Err(_) => None,
+        };
+    if let Some(entry) = entry {
+        audit::record(&state, entry.by(&caller.0).patient(patient_id)).await?;
+    }
+    let event = result?;
 
     Ok(HttpResponse::Created().json(BreakGlassEventBody::new(&event, Utc::now())))
 }
@@ -93,13 +118,26 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(body))
 }
 
-/// `GET /admin/break-glass`: every event, for admins to review.
+/// `GET /admin/break-glass`: every event, for admins to review. Recorded
+/// as `admin.command` with reason `list_break_glass`.
 pub async fn review(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, Problem> {
-    if caller.0.role != Role::Admin {
+    let allowed = caller.0.role == Role::Admin;
+    let outcome = if allowed {
+        Outcome::Success
+    } else {
+        Outcome::Denied
+    };
+    let entry = origin
+        .entry(Action::AdminCommand, outcome)
+        .by(&caller.0)
+        .reason(ReasonCode::LIST_BREAK_GLASS);
+    audit::record(&state, entry).await?;
+    if !allowed {
         return Err(meditrustal_identity::AdminError::Forbidden.into());
     }
     list(state, caller, params).await

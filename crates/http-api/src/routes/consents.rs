@@ -4,13 +4,15 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use meditrustal_identity::UserId;
+use meditrustal_audit::{Action, AuditEntry, Outcome, ReasonCode};
+use meditrustal_identity::{Principal, UserId};
 use meditrustal_ledger::{Address, AnchorState};
 use meditrustal_records::{Consent, ConsentId, ConsentScope, GrantRequest, PartyRef};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
 use crate::body::StrictJson;
 use crate::problem::Problem;
@@ -113,10 +115,31 @@ fn transaction_hash(anchor: Option<&AnchorState>) -> Option<String> {
         .map(|hash| hash.to_string())
 }
 
+/// Starts the `consent.grant` or `consent.revoke` event of `consent`: the
+/// patient acts on their own data, and the reason names the consent.
+fn consent_event(
+    origin: &RequestOrigin,
+    action: Action,
+    caller: &Principal,
+    consent: &Consent,
+) -> Result<AuditEntry, Problem> {
+    let reason = ReasonCode::with_id("consent", consent.id.0).ok_or_else(Problem::internal)?;
+    Ok(origin
+        .entry(action, Outcome::Success)
+        .by(caller)
+        .patient(consent.patient_id)
+        .reason(reason))
+}
+
 /// `POST /medical-records/{record_id}/grant-access`
+///
+/// NOTE: the consent is committed before its event. If the audit write
+/// fails, the client gets 503 and the consent exists without its
+/// `consent.grant` event, as for record creation.
 pub async fn grant_access(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
     body: StrictJson<DoctorBody>,
 ) -> Result<HttpResponse, Problem> {
@@ -128,6 +151,9 @@ pub async fn grant_access(
         .grant_for_record(&caller.0, record_id, doctor)
         .await?;
 
+    let entry = consent_event(&origin, Action::ConsentGrant, &caller.0, &consent)?;
+    audit::record(&state, entry.record(record_id.0)).await?;
+
     Ok(HttpResponse::Ok().json(json!({
         "message": "Access granted. The patient-signed grant is queued for the chain.",
         "record_id": record_id.to_string(),
@@ -137,10 +163,12 @@ pub async fn grant_access(
     })))
 }
 
-/// `POST /medical-records/{record_id}/revoke-access`
+/// `POST /medical-records/{record_id}/revoke-access`: one `consent.revoke`
+/// event per revoked consent.
 pub async fn revoke_access(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
     body: StrictJson<DoctorBody>,
 ) -> Result<HttpResponse, Problem> {
@@ -151,6 +179,11 @@ pub async fn revoke_access(
         .consents
         .revoke_for_record(&caller.0, record_id, doctor)
         .await?;
+
+    for consent in &revoked {
+        let entry = consent_event(&origin, Action::ConsentRevoke, &caller.0, consent)?;
+        audit::record(&state, entry.record(record_id.0)).await?;
+    }
 
     let doctor_address = revoked
         .first()
@@ -197,6 +230,7 @@ pub async fn check_access(
 pub async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     body: StrictJson<GrantBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
@@ -210,6 +244,9 @@ pub async fn create(
     };
 
     let consent = state.consents.grant(&caller.0, request).await?;
+
+    let entry = consent_event(&origin, Action::ConsentGrant, &caller.0, &consent)?;
+    audit::record(&state, entry).await?;
 
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/consents/{}", consent.id)))
@@ -237,6 +274,7 @@ pub async fn list(
 pub async fn revoke(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = Uuid::try_parse(&path)
@@ -244,6 +282,9 @@ pub async fn revoke(
         .map_err(|_| Problem::from(meditrustal_records::ConsentError::ConsentNotFound))?;
 
     let consent = state.consents.revoke(&caller.0, id).await?;
+
+    let entry = consent_event(&origin, Action::ConsentRevoke, &caller.0, &consent)?;
+    audit::record(&state, entry).await?;
 
     Ok(HttpResponse::Ok().json(ConsentBody::new(&consent, Utc::now())))
 }

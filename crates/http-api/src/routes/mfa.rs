@@ -2,10 +2,12 @@
 
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpResponse};
-use meditrustal_identity::MfaCode;
+use meditrustal_audit::{Action, Actor, Outcome, ReasonCode};
+use meditrustal_identity::{IdentityError, MfaCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, RequestOrigin};
 use crate::auth::{Authenticated, Client};
 use crate::body::StrictJson;
 use crate::problem::Problem;
@@ -62,9 +64,13 @@ fn one_code(code: Option<String>, recovery_code: Option<String>) -> Result<MfaCo
     }
 }
 
-/// `POST /auth/login/mfa`
+/// `POST /auth/login/mfa`: recorded as `auth.login` with reason
+/// `mfa_verified` before the tokens are sent. A wrong code is recorded as
+/// denied with reason `invalid_mfa_code` and no actor, because the MFA
+/// token's user is not returned.
 pub async fn login(
     state: web::Data<AppState>,
+    origin: RequestOrigin,
     client: Client,
     body: StrictJson<MfaLoginBody>,
 ) -> Result<HttpResponse, Problem> {
@@ -72,10 +78,36 @@ pub async fn login(
     let code = one_code(body.code, body.recovery_code)?;
     let mfa_token = SecretString::from(body.mfa_token);
 
-    let tokens = state
+    let result = state
         .identity
         .complete_mfa_login(&mfa_token, &code, &client.0)
-        .await?;
+        .await;
+
+    let entry = match &result {
+        Ok(tokens) => {
+            let user = state.identity.user(tokens.user_id).await?;
+            let mut entry = origin
+                .entry(Action::Login, Outcome::Success)
+                .reason(ReasonCode::MFA_VERIFIED);
+            if let Some(user) = user {
+                entry = entry.by(Actor {
+                    user_id: user.id,
+                    role: user.role,
+                });
+            }
+            Some(entry)
+        }
+        Err(IdentityError::InvalidMfaCode | IdentityError::InvalidMfaToken) => Some(
+            origin
+                .entry(Action::Login, Outcome::Denied)
+                .reason(ReasonCode::INVALID_MFA_CODE),
+        ),
+        Err(_) => None,
+    };
+    if let Some(entry) = entry {
+        audit::record(&state, entry).await?;
+    }
+    let tokens = result?;
 
     Ok(token_response(&tokens))
 }
@@ -103,6 +135,7 @@ pub async fn enroll(
 pub async fn confirm(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     client: Client,
     body: StrictJson<TotpConfirmBody>,
 ) -> Result<HttpResponse, Problem> {
@@ -112,6 +145,12 @@ pub async fn confirm(
         .identity
         .confirm_totp(caller.0.user_id, &body.code, &client.0)
         .await?;
+
+    let entry = origin
+        .entry(Action::MfaChange, Outcome::Success)
+        .by(&caller.0)
+        .reason(ReasonCode::TOTP_ENABLED);
+    audit::record(&state, entry).await?;
 
     Ok(HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
@@ -124,6 +163,7 @@ pub async fn confirm(
 pub async fn disable(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     client: Client,
     body: StrictJson<TotpDisableBody>,
 ) -> Result<HttpResponse, Problem> {
@@ -135,6 +175,12 @@ pub async fn disable(
         .identity
         .disable_totp(caller.0.user_id, &password, &code, &client.0)
         .await?;
+
+    let entry = origin
+        .entry(Action::MfaChange, Outcome::Success)
+        .by(&caller.0)
+        .reason(ReasonCode::TOTP_DISABLED);
+    audit::record(&state, entry).await?;
 
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,6 +2,7 @@
 //! the result.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod break_glass;
 pub mod consents;

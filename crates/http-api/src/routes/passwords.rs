@@ -4,9 +4,12 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use meditrustal_audit::{Action, Actor, Outcome, ReasonCode};
+use meditrustal_identity::IdentityError;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, RequestOrigin};
 use crate::auth::{Authenticated, Client};
 use crate::body::StrictJson;
 use crate::problem::Problem;
@@ -56,6 +59,7 @@ struct ResetRequestedBody {
 pub async fn change(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     client: Client,
     body: StrictJson<PasswordChangeBody>,
 ) -> Result<HttpResponse, Problem> {
@@ -63,10 +67,32 @@ pub async fn change(
     let current = SecretString::from(body.current_password);
     let new_password = SecretString::from(body.new_password);
 
-    let tokens = state
+    let result = state
         .identity
         .change_password(caller.0.user_id, &current, new_password, &client.0)
-        .await?;
+        .await;
+
+    // A new password that fails the policy changes nothing and is not
+    // recorded; a wrong current password is a denied change.
+    let audited = match &result {
+        Ok(_) => Some((Outcome::Success, None)),
+        Err(IdentityError::Invalid {
+            field: "current_password",
+            ..
+        }) => Some((Outcome::Denied, Some(ReasonCode::INVALID_CREDENTIALS))),
+        Err(IdentityError::TooManyAttempts { .. }) => {
+            Some((Outcome::Denied, Some(ReasonCode::TOO_MANY_ATTEMPTS)))
+        }
+        Err(_) => None,
+    };
+    if let Some((outcome, reason)) = audited {
+        let mut entry = origin.entry(Action::PasswordChange, outcome).by(&caller.0);
+        if let Some(reason) = reason {
+            entry = entry.reason(reason);
+        }
+        audit::record(&state, entry).await?;
+    }
+    let tokens = result?;
 
     Ok(token_response(&tokens))
 }
@@ -97,13 +123,26 @@ pub async fn request_reset(
 /// session.
 pub async fn confirm_reset(
     state: web::Data<AppState>,
+    origin: RequestOrigin,
     body: StrictJson<ResetConfirmBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
     let token = SecretString::from(body.token);
     let new_password = SecretString::from(body.new_password);
 
-    state.identity.reset_password(&token, new_password).await?;
+    let user_id = state.identity.reset_password(&token, new_password).await?;
+
+    // The reset token proves nothing about the role, so the actor's role
+    // is read back with the user.
+    if let Some(user) = state.identity.user(user_id).await? {
+        let entry = origin
+            .entry(Action::PasswordReset, Outcome::Success)
+            .by(Actor {
+                user_id,
+                role: user.role,
+            });
+        audit::record(&state, entry).await?;
+    }
 
     Ok(HttpResponse::NoContent().finish())
 }

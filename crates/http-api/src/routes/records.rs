@@ -1,15 +1,18 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use meditrustal_identity::UserId;
+use meditrustal_audit::{Action, AuditEntry, Outcome, ReasonCode};
+use meditrustal_identity::{Principal, UserId};
 use meditrustal_ledger::AnchorState;
 use meditrustal_records::{
-    Check, MedicalRecord, NewRecordRequest, PatientSelector, RecordId, Verification,
+    AccessBasis, Check, MedicalRecord, NewRecordRequest, PatientSelector, RecordError, RecordId,
+    Verification,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
 use crate::body::StrictJson;
 use crate::problem::Problem;
@@ -140,9 +143,11 @@ fn check_body(check: &Check) -> CheckBody<'_> {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     body: StrictJson<CreateRecordBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
+    let requested_patient = body.patient_id.map(UserId).unwrap_or(caller.0.user_id);
     let request = NewRecordRequest {
         record_type: body.record_type,
         record_metadata: body.record_metadata.map(|raw| raw.get().to_owned()),
@@ -150,8 +155,38 @@ pub async fn create(
         patient_id: body.patient_id,
     };
 
-    let record = state.records.create(&caller.0, request).await?;
+    let result = state.records.create(&caller.0, request).await;
 
+    // NOTE: the record is committed before its event. If the audit write
+    // fails, the client gets 503 and the record exists without its
+    // `record.create` event. Invalid input creates nothing and is not
+    // recorded.
+    let entry = match &result {
+        Ok(record) => Some(with_reason(
+            origin
+                .entry(Action::RecordCreate, Outcome::Success)
+                .patient(record.patient_id)
+                .record(record.id.0),
+            access_reason(&caller.0, record.patient_id, None),
+        )),
+        Err(RecordError::Forbidden(_)) => Some(
+            origin
+                .entry(Action::RecordCreate, Outcome::Denied)
+                .patient(requested_patient)
+                .reason(ReasonCode::FORBIDDEN),
+        ),
+        Err(RecordError::AccessDenied(_)) => Some(
+            origin
+                .entry(Action::RecordCreate, Outcome::Denied)
+                .patient(requested_patient)
+                .reason(ReasonCode::CONSENT_REQUIRED),
+        ),
+        Err(_) => None,
+    };
+    if let Some(entry) = entry {
+        audit::record(&state, entry.by(&caller.0)).await?;
+    }
+    let record = result?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -214,16 +249,40 @@ async fn list(
             Problem::invalid_field("limit", "use a whole number of records per page")
         })?),
     };
-    let page = state
+    let result = state
         .records
-        .list(
+        .list_with_basis(
             &caller.0,
             patient,
             params.record_type.as_deref(),
             limit,
             params.cursor.as_deref(),
         )
-        .await?;
+        .await;
+
+    let patient_id = match patient {
+        PatientSelector::Me => caller.0.user_id,
+        PatientSelector::Patient(id) => id,
+    };
+    let outcome = match &result {
+        Ok((_, basis)) => Some((
+            Outcome::Success,
+            access_reason(&caller.0, patient_id, *basis),
+        )),
+        Err(RecordError::Forbidden(_)) => Some((Outcome::Denied, Some(ReasonCode::NOT_OWNER))),
+        Err(RecordError::AccessDenied(_)) => {
+            Some((Outcome::Denied, Some(ReasonCode::CONSENT_REQUIRED)))
+        }
+        Err(_) => None,
+    };
+    if let Some((outcome, reason)) = outcome {
+        let entry = RequestOrigin::of(request)
+            .entry(Action::RecordList, outcome)
+            .by(&caller.0)
+            .patient(patient_id);
+        audit::record(state, with_reason(entry, reason)).await?;
+    }
+    let (page, _) = result?;
 
     let body: Vec<RecordBody> = page
         .records
@@ -250,16 +309,23 @@ async fn list(
     Ok(response.json(body))
 }
 
-/// `GET /medical-records/{record_id}`
+/// `GET /medical-records/{record_id}`: the content leaves the server only
+/// after its `record.read` event is recorded.
 pub async fn read(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = parse_record_id(&path)?;
 
-    let (record, raw_data) = state.records.read(&caller.0, id).await?;
+    let result = state.records.read_with_basis(&caller.0, id).await;
 
+    let access = result
+        .as_ref()
+        .map(|(record, _, basis)| (record.patient_id, *basis));
+    audit_record_access(&state, &origin, &caller.0, Action::RecordRead, id, access).await?;
+    let (record, raw_data, _) = result?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(RecordBody::new(&record, Some(raw_data))))
@@ -269,13 +335,93 @@ pub async fn read(
 pub async fn verify(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let id = parse_record_id(&path)?;
 
-    let report = state.records.verify(&caller.0, id).await?;
+    let result = state.records.verify_with_basis(&caller.0, id).await;
 
+    let access = result
+        .as_ref()
+        .map(|(report, basis)| (report.patient_id, *basis));
+    audit_record_access(&state, &origin, &caller.0, Action::RecordVerify, id, access).await?;
+    let (report, _) = result?;
     Ok(HttpResponse::Ok().json(VerificationBody::from(&report)))
+}
+
+/// Records a read or verify of record `id`. `access` is the record's owner
+/// and what let a doctor in when the service granted access, or its error
+/// otherwise. A denied access (a patient's 404, a doctor's 403
+/// `consent_required`) is recorded against the record's real owner, so
+/// that it shows in that patient's access history, and an absent record as
+/// `not_found`. A failure of the store itself is not recorded, because
+/// nothing was accessed.
+async fn audit_record_access(
+    state: &AppState,
+    origin: &RequestOrigin,
+    caller: &Principal,
+    action: Action,
+    id: RecordId,
+    access: Result<(UserId, Option<AccessBasis>), &RecordError>,
+) -> Result<(), Problem> {
+    let (outcome, patient, reason) = match access {
+        Ok((owner, basis)) => (
+            Outcome::Success,
+            Some(owner),
+            access_reason(caller, owner, basis),
+        ),
+        Err(RecordError::NotFound) => match state.records.owner_of(id).await? {
+            Some(owner) => (Outcome::Denied, Some(owner), Some(ReasonCode::NOT_OWNER)),
+            None => (Outcome::NotFound, None, None),
+        },
+        // The service returns the same denial whether the record exists or
+        // not; the owner is looked up only for the event.
+        Err(RecordError::AccessDenied(denial)) => match denial.patient_id {
+            Some(owner) => (
+                Outcome::Denied,
+                Some(owner),
+                Some(ReasonCode::CONSENT_REQUIRED),
+            ),
+            None => (Outcome::NotFound, None, None),
+        },
+        Err(RecordError::Integrity) => (
+            Outcome::Failed,
+            state.records.owner_of(id).await?,
+            Some(ReasonCode::INTEGRITY_CHECK_FAILED),
+        ),
+        Err(_) => return Ok(()),
+    };
+
+    let mut entry = origin.entry(action, outcome).by(caller).record(id.0);
+    if let Some(patient) = patient {
+        entry = entry.patient(patient);
+    }
+    audit::record(state, with_reason(entry, reason)).await
+}
+
+/// Returns why an allowed access was allowed: `owner` for the record's
+/// owner, `consent:<id>` or `break_glass:<id>` for a doctor let in by
+/// `basis`.
+fn access_reason(
+    caller: &Principal,
+    owner: UserId,
+    basis: Option<AccessBasis>,
+) -> Option<ReasonCode> {
+    if caller.user_id == owner {
+        return Some(ReasonCode::OWNER);
+    }
+    match basis? {
+        AccessBasis::Consent(consent) => ReasonCode::with_id("consent", consent.0),
+        AccessBasis::BreakGlass(access) => ReasonCode::with_id("break_glass", access),
+    }
+}
+
+fn with_reason(entry: AuditEntry, reason: Option<ReasonCode>) -> AuditEntry {
+    match reason {
+        Some(reason) => entry.reason(reason),
+        None => entry,
+    }
 }
 
 /// A malformed id gets the same answer as a missing record.

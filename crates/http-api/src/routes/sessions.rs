@@ -2,11 +2,13 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use meditrustal_identity::{Session, SessionId};
+use meditrustal_audit::{Action, Actor, Outcome, ReasonCode};
+use meditrustal_identity::{Principal, Session, SessionId};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::audit::{self, RequestOrigin};
 use crate::auth::{Authenticated, AuthenticatedSession, Client};
 use crate::body::{OptionalStrictJson, StrictJson};
 use crate::problem::Problem;
@@ -52,16 +54,51 @@ impl<'a> SessionBody<'a> {
     }
 }
 
-/// `POST /auth/refresh`
+/// Records `auth.logout` by `caller` with `reason`, the sessions it ended.
+async fn audit_logout(
+    state: &AppState,
+    origin: &RequestOrigin,
+    caller: &Principal,
+    reason: ReasonCode,
+) -> Result<(), Problem> {
+    let entry = origin
+        .entry(Action::Logout, Outcome::Success)
+        .by(caller)
+        .reason(reason);
+    audit::record(state, entry).await
+}
+
+/// `POST /auth/refresh`. A spent refresh token presented again ends its
+/// session and is recorded as `auth.token_rejected` with reason
+/// `refresh_token_reused` against the session's user. Other invalid
+/// refresh tokens are not recorded.
 pub async fn refresh(
     state: web::Data<AppState>,
+    origin: RequestOrigin,
     client: Client,
     body: StrictJson<RefreshBody>,
 ) -> Result<HttpResponse, Problem> {
     let StrictJson(body) = body;
     let refresh_token = SecretString::from(body.refresh_token);
 
-    let tokens = state.identity.refresh(&refresh_token, &client.0).await?;
+    let attempt = state
+        .identity
+        .attempt_refresh(&refresh_token, &client.0)
+        .await;
+
+    if let Some(user_id) = attempt.reused_by {
+        let mut entry = origin
+            .entry(Action::TokenRejected, Outcome::Denied)
+            .reason(ReasonCode::REFRESH_TOKEN_REUSED);
+        if let Some(user) = state.identity.user(user_id).await? {
+            entry = entry.by(Actor {
+                user_id,
+                role: user.role,
+            });
+        }
+        audit::record(&state, entry).await?;
+    }
+    let tokens = attempt.result?;
 
     Ok(token_response(&tokens))
 }
@@ -71,6 +108,7 @@ pub async fn refresh(
 pub async fn logout(
     state: web::Data<AppState>,
     caller: AuthenticatedSession,
+    origin: RequestOrigin,
     body: OptionalStrictJson<LogoutBody>,
 ) -> Result<HttpResponse, Problem> {
     let refresh_token = body
@@ -87,6 +125,14 @@ pub async fn logout(
         )
         .await?;
 
+    audit_logout(
+        &state,
+        &origin,
+        &caller.principal,
+        ReasonCode::CURRENT_SESSION,
+    )
+    .await?;
+
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -94,8 +140,11 @@ pub async fn logout(
 pub async fn logout_all(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
 ) -> Result<HttpResponse, Problem> {
     state.identity.logout_everywhere(caller.0.user_id).await?;
+
+    audit_logout(&state, &origin, &caller.0, ReasonCode::ALL_SESSIONS).await?;
 
     Ok(HttpResponse::NoContent().finish())
 }
@@ -118,6 +167,7 @@ pub async fn list(
 pub async fn revoke(
     state: web::Data<AppState>,
     caller: Authenticated,
+    origin: RequestOrigin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     // A malformed id cannot name a session, so it gets the same 404.
@@ -129,6 +179,9 @@ pub async fn revoke(
         .identity
         .revoke_session(caller.0.user_id, session_id)
         .await?;
+
+    let reason = ReasonCode::with_id("session", session_id.0).ok_or_else(Problem::internal)?;
+    audit_logout(&state, &origin, &caller.0, reason).await?;
 
     Ok(HttpResponse::NoContent().finish())
 }

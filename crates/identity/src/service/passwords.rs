@@ -11,7 +11,7 @@ use crate::password_policy;
 use crate::ports::Notification;
 use crate::session::{ClientInfo, TokenPair};
 use crate::throttle::ThrottleKey;
-use crate::types::{Email, Password, PasswordHash, User};
+use crate::types::{Email, Password, PasswordHash, User, UserId};
 
 impl IdentityService {
     /// Changes the caller's password after checking the current one, ends
@@ -123,16 +123,17 @@ impl IdentityService {
         Ok(())
     }
 
-    /// Sets a new password with a reset token, spends the token and ends
-    /// every session of the user. A weak password is rejected before the
-    /// token is spent, so the user can retry with the same token. Errors:
+    /// Sets a new password with a reset token, spends the token, ends every
+    /// session of the user and returns the user's id. A weak password is
+    /// rejected before the token is spent, so the user can retry with the
+    /// same token. Errors:
     /// [`IdentityError::InvalidResetToken`], [`IdentityError::Invalid`]
     /// (`new_password`), [`IdentityError::Unavailable`].
     pub async fn reset_password(
         &self,
         token: &SecretString,
         new_password: SecretString,
-    ) -> Result<(), IdentityError> {
+    ) -> Result<UserId, IdentityError> {
         let hash = hash_presented(token, TokenPurpose::PasswordReset)
             .ok_or(IdentityError::InvalidResetToken)?;
         let now = Utc::now();
@@ -162,7 +163,7 @@ impl IdentityService {
         self.replace_password(&user, &password, now).await?;
         self.clear_throttle(&ThrottleKey::User(user.id)).await?;
         tracing::info!(user.id = %user.id, "password reset");
-        Ok(())
+        Ok(user.id)
     }
 
     /// Checks a password against a hash; a password that no accepted

@@ -89,14 +89,17 @@ async fn refresh_reuse_revokes_whole_session() {
         .returning(|_, _, _| Ok(true));
     mocks.tokens.expect_issue().times(0);
 
-    let error = mocks
+    let attempt = mocks
         .service()
         .await
-        .refresh(&token.secret, &client())
-        .await
-        .unwrap_err();
+        .attempt_refresh(&token.secret, &client())
+        .await;
 
-    assert_eq!(error, IdentityError::InvalidRefreshToken);
+    assert_eq!(attempt.reused_by, Some(USER));
+    assert_eq!(
+        attempt.result.unwrap_err(),
+        IdentityError::InvalidRefreshToken
+    );
 }
 
 #[tokio::test]
@@ -915,7 +918,7 @@ async fn reset_spends_token_and_ends_sessions() {
         .reset_password(&token.secret, SecretString::from("new horse battery"))
         .await;
 
-    assert_eq!(result, Ok(()));
+    assert_eq!(result, Ok(USER));
 }
 
 #[tokio::test]

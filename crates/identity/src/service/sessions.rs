@@ -8,7 +8,8 @@ use super::{auth_store_error, store_error, IdentityService};
 use crate::error::IdentityError;
 use crate::opaque::{hash_presented, OpaqueToken, TokenPurpose};
 use crate::session::{
-    ClientInfo, NewSession, RefreshRotation, RotationOutcome, Session, SessionId, TokenPair,
+    ClientInfo, NewSession, RefreshAttempt, RefreshRotation, RotationOutcome, Session, SessionId,
+    TokenPair,
 };
 use crate::types::{Claims, IssuedToken, User, UserId};
 
@@ -51,6 +52,7 @@ impl IdentityService {
             access,
             refresh: refresh.secret,
             session_id,
+            user_id: user.id,
         })
     }
 
@@ -84,6 +86,32 @@ impl IdentityService {
         &self,
         refresh_token: &SecretString,
         client: &ClientInfo,
+    ) -> Result<TokenPair, IdentityError> {
+        self.attempt_refresh(refresh_token, client).await.result
+    }
+
+    /// Same as [`IdentityService::refresh`], and also returns the user
+    /// whose session a reused token ended, so that the reuse can be
+    /// audited against that user. The caller must not reveal the user.
+    pub async fn attempt_refresh(
+        &self,
+        refresh_token: &SecretString,
+        client: &ClientInfo,
+    ) -> RefreshAttempt {
+        let mut reused_by = None;
+        let result = self
+            .rotate_refresh(refresh_token, client, &mut reused_by)
+            .await;
+        RefreshAttempt { reused_by, result }
+    }
+
+    /// Runs the steps of [`IdentityService::refresh`]. Sets `reused_by`
+    /// when the token was spent before and its session is ended.
+    async fn rotate_refresh(
+        &self,
+        refresh_token: &SecretString,
+        client: &ClientInfo,
+        reused_by: &mut Option<UserId>,
     ) -> Result<TokenPair, IdentityError> {
         let presented = hash_presented(refresh_token, TokenPurpose::Refresh)
             .ok_or(IdentityError::InvalidRefreshToken)?;
@@ -119,6 +147,7 @@ impl IdentityService {
                     session.id = %session_id,
                     "spent refresh token presented again; session revoked"
                 );
+                *reused_by = Some(user_id);
                 return Err(IdentityError::InvalidRefreshToken);
             }
             RotationOutcome::Rejected => return Err(IdentityError::InvalidRefreshToken),
@@ -139,6 +168,7 @@ impl IdentityService {
             access,
             refresh: next.secret,
             session_id: session.id,
+            user_id: user.id,
         })
     }
 
