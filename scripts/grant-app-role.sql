@@ -11,8 +11,9 @@
 -- and point MEDITRUSTAL__DATABASE__URL of the server at it.
 GRANT USAGE ON SCHEMA public TO meditrustal_app;
 GRANT SELECT, INSERT, UPDATE ON users, user_keys, medical_records, outbox_jobs, audit_anchors,
-    consents, break_glass_events, sessions, refresh_tokens, mail_outbox, master_keys
+    consents, sessions, refresh_tokens, mail_outbox, master_keys
     TO meditrustal_app;
+GRANT SELECT, INSERT ON break_glass_events TO meditrustal_app;
 -- The stores delete spent one-time tokens, replaced recovery codes, a
 -- disabled TOTP credential and cleared login throttle counters.
 GRANT SELECT, INSERT, UPDATE, DELETE

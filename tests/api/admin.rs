@@ -143,8 +143,13 @@ async fn deactivation_blocks_the_next_request() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(action["user"]["is_active"], true);
+    // Deactivation ended every session: reactivating must not hand a
+    // stolen token back to whoever holds it.
     let after = app.get("/users/me", Some(&doctor_token)).await;
-    assert_eq!(after.status(), StatusCode::OK);
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    let fresh = app.login("drrossi").await;
+    let me = app.get("/users/me", Some(&fresh)).await;
+    assert_eq!(me.status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

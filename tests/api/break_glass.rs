@@ -238,3 +238,42 @@ async fn only_doctors_open_break_glass_for_existing_patients() {
         .unwrap();
     assert_eq!(listed, json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_events_cannot_be_changed() {
+    use diesel::RunQueryDsl;
+    let app = TestApp::spawn().await.unwrap();
+    let (patient, _) = app.patient("nora").await;
+    let (_, doctor_token) = app.doctor("drokafor").await;
+    let open_path = format!(
+        "/medical-records/patient/{}/break-glass",
+        patient["id"].as_str().unwrap()
+    );
+    let opened = app
+        .post_json(
+            &open_path,
+            &json!({"reason": "cardiac arrest"}),
+            Some(&doctor_token),
+        )
+        .await;
+    assert_eq!(opened.status(), StatusCode::CREATED);
+    let mut connection = app.db().connect().unwrap();
+
+    for (statement, operation) in [
+        (
+            "UPDATE break_glass_events SET expires_at = expires_at + interval '1 day'",
+            "UPDATE",
+        ),
+        ("DELETE FROM break_glass_events", "DELETE"),
+        ("TRUNCATE break_glass_events", "TRUNCATE"),
+    ] {
+        let error = diesel::sql_query(statement)
+            .execute(&mut connection)
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("break_glass_events is append-only: {operation} is not allowed"),
+            "{statement}"
+        );
+    }
+}

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::ports::{UserAdminStore, UserStoreError};
+use chrono::Utc;
+
+use crate::ports::{SessionStore, UserAdminStore, UserStoreError};
 use crate::types::{Principal, Role, User, UserId, Username};
 
 /// Errors of the admin service, each mapped to one HTTP status at the edge.
@@ -53,12 +55,13 @@ const MAX_PAGE_SIZE: u32 = 200;
 /// and [`AdminService::promote`]), never over the API.
 pub struct AdminService {
     users: Arc<dyn UserAdminStore>,
+    sessions: Arc<dyn SessionStore>,
 }
 
 impl AdminService {
-    /// Builds the service over its port.
-    pub fn new(users: Arc<dyn UserAdminStore>) -> Self {
-        Self { users }
+    /// Builds the service over its ports.
+    pub fn new(users: Arc<dyn UserAdminStore>, sessions: Arc<dyn SessionStore>) -> Self {
+        Self { users, sessions }
     }
 
     /// Lists users oldest first. Errors: [`AdminError::Forbidden`],
@@ -86,8 +89,9 @@ impl AdminService {
             .map_err(store_error)
     }
 
-    /// Deactivates a user; their next request fails authentication, since
-    /// every request reloads the user. Errors: [`AdminError::Forbidden`],
+    /// Deactivates a user and ends all their sessions: their next request
+    /// fails authentication, and a later reactivation does not bring old
+    /// tokens back. Errors: [`AdminError::Forbidden`],
     /// [`AdminError::SelfDeactivation`], [`AdminError::UserNotFound`],
     /// [`AdminError::Unavailable`].
     pub async fn deactivate(
@@ -99,7 +103,12 @@ impl AdminService {
         if target == caller.user_id {
             return Err(AdminError::SelfDeactivation);
         }
-        self.set_active(caller, target, false).await
+        let action = self.set_active(caller, target, false).await?;
+        self.sessions
+            .revoke_all(target, Utc::now())
+            .await
+            .map_err(|error| AdminError::Unavailable(error.to_string()))?;
+        Ok(action)
     }
 
     /// Reactivates a user. Errors: [`AdminError::Forbidden`],
@@ -172,7 +181,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::ports::MockUserAdminStore;
+    use crate::ports::{MockSessionStore, MockUserAdminStore};
     use crate::types::{Did, Email};
 
     fn principal(n: u128, role: Role) -> Principal {
@@ -198,6 +207,16 @@ mod tests {
         }
     }
 
+    /// A session store that expects `revoke_all` exactly `times` times.
+    fn sessions_ending(times: usize) -> MockSessionStore {
+        let mut sessions = MockSessionStore::new();
+        sessions
+            .expect_revoke_all()
+            .times(times)
+            .returning(|_, _| Ok(2));
+        sessions
+    }
+
     #[tokio::test]
     async fn deactivate_returns_actor_and_target() {
         let mut store = MockUserAdminStore::new();
@@ -207,7 +226,7 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(Some(user(2, false))));
 
-        let action = AdminService::new(Arc::new(store))
+        let action = AdminService::new(Arc::new(store), Arc::new(sessions_ending(1)))
             .deactivate(&principal(1, Role::Admin), UserId(Uuid::from_u128(2)))
             .await
             .unwrap();
@@ -222,7 +241,7 @@ mod tests {
         let mut store = MockUserAdminStore::new();
         store.expect_set_active().times(0);
         store.expect_list_users().times(0);
-        let service = AdminService::new(Arc::new(store));
+        let service = AdminService::new(Arc::new(store), Arc::new(sessions_ending(0)));
         let target = UserId(Uuid::from_u128(2));
 
         for role in [Role::Patient, Role::Doctor] {
@@ -248,7 +267,7 @@ mod tests {
         store.expect_set_active().times(0);
         let admin = principal(1, Role::Admin);
 
-        let error = AdminService::new(Arc::new(store))
+        let error = AdminService::new(Arc::new(store), Arc::new(sessions_ending(0)))
             .deactivate(&admin, admin.user_id)
             .await
             .unwrap_err();
@@ -264,7 +283,7 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(None));
         store.expect_set_role().times(1).returning(|_, _| Ok(None));
-        let service = AdminService::new(Arc::new(store));
+        let service = AdminService::new(Arc::new(store), Arc::new(sessions_ending(0)));
 
         let reactivated = service
             .reactivate(&principal(1, Role::Admin), UserId(Uuid::from_u128(3)))
@@ -279,7 +298,7 @@ mod tests {
     async fn list_limit_outside_range_is_invalid() {
         let mut store = MockUserAdminStore::new();
         store.expect_list_users().times(0);
-        let service = AdminService::new(Arc::new(store));
+        let service = AdminService::new(Arc::new(store), Arc::new(sessions_ending(0)));
         let admin = principal(1, Role::Admin);
 
         for limit in [0, 201] {

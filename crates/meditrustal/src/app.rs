@@ -138,7 +138,10 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         signal.clone(),
         break_glass_duration(settings)?,
     );
-    let admin = AdminService::new(Arc::new(PgUserAdminStore::new(pool.clone())));
+    let admin = AdminService::new(
+        Arc::new(PgUserAdminStore::new(pool.clone())),
+        Arc::new(PgSessionStore::new(pool.clone())),
+    );
     let readiness = Arc::new(Readiness {
         pool: pool.clone(),
         ledger: ledger.clone(),

@@ -6,7 +6,7 @@ use std::io::BufRead;
 use std::sync::Arc;
 
 use anyhow::Context;
-use meditrustal_adapter_postgres::PgUserAdminStore;
+use meditrustal_adapter_postgres::{PgSessionStore, PgUserAdminStore};
 use meditrustal_identity::{AdminService, Registration, User};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -65,7 +65,10 @@ pub async fn create_admin(
 /// registered with, because the contract has no role update.
 pub async fn promote(settings: &Settings, username: &str) -> anyhow::Result<User> {
     let pool = app::pool(settings)?;
-    let admin = AdminService::new(Arc::new(PgUserAdminStore::new(pool)));
+    let admin = AdminService::new(
+        Arc::new(PgUserAdminStore::new(pool.clone())),
+        Arc::new(PgSessionStore::new(pool)),
+    );
 
     admin
         .promote(username)

@@ -1,0 +1,3 @@
+DROP TRIGGER break_glass_events_reject_truncate ON break_glass_events;
+DROP TRIGGER break_glass_events_reject_update_delete ON break_glass_events;
+DROP FUNCTION break_glass_events_reject_change();
