@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure a PostgreSQL server answers at the configured address and that
+# Makes sure a PostgreSQL server accepts connections at the configured address and that
 # the application database exists. Starts the local cluster if it is down.
 set -euo pipefail
 
@@ -14,7 +14,7 @@ fi
 if ! pg_isready -q -d "$admin_url"; then
   if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
     version="$(ls /etc/postgresql | sort -V | tail -n 1)"
-    echo "PostgreSQL is not answering; starting cluster $version/main" >&2
+    echo "PostgreSQL is not accepting connections; starting cluster $version/main" >&2
     pg_ctlcluster --skip-systemctl-redirect "$version" main start
   fi
   for _ in $(seq 1 50); do

@@ -29,7 +29,7 @@ if [ -z "${MEDITRUSTAL__CHAIN__RPC_URL:-}" ]; then
   port="${ANVIL_PORT:-8545}"
   export MEDITRUSTAL__CHAIN__RPC_URL="http://127.0.0.1:$port"
   if rpc_answers "$MEDITRUSTAL__CHAIN__RPC_URL"; then
-    echo "using the node already answering at $MEDITRUSTAL__CHAIN__RPC_URL" >&2
+    echo "using the node already responding at $MEDITRUSTAL__CHAIN__RPC_URL" >&2
   else
     echo "starting anvil on 127.0.0.1:$port with state in $data_dir/anvil/state.json" >&2
     "$anvil" --host 127.0.0.1 --port "$port" --state "$data_dir/anvil/state.json" \

@@ -144,7 +144,7 @@ async fn deactivation_blocks_the_next_request() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(action["user"]["is_active"], true);
     // Deactivation ended every session: reactivating must not hand a
-    // stolen token back to whoever holds it.
+    // stolen token back to its holder.
     let after = app.get("/users/me", Some(&doctor_token)).await;
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
     let fresh = app.login("drrossi").await;

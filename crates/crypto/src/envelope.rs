@@ -93,7 +93,7 @@ pub fn open(
         .ok_or_else(|| CryptoError::UnknownKey(sealed.key_id.clone()))?;
     let data_key = unwrap_key(master, &sealed.wrapped_key, aad)?;
 
-    // The buffer holds the plaintext after decryption, so it is wiped on
+    // The buffer contains the plaintext after decryption, so it is wiped on
     // drop; the caller owns the returned copy.
     let mut buffer = Zeroizing::new(sealed.ciphertext.clone());
     let plaintext = aead_key(&data_key)?

@@ -33,9 +33,9 @@ use crate::problem::Problem;
 pub struct ComponentHealth {
     /// Component name: `database` or `chain`.
     pub name: &'static str,
-    /// Whether it answered.
+    /// Whether it responded.
     pub ready: bool,
-    /// Why it is not ready; never contains secrets such as URLs.
+    /// Reason it is not ready. It never contains secrets such as URLs.
     pub detail: Option<String>,
 }
 
@@ -76,7 +76,7 @@ pub struct HttpSettings {
     /// Proxies whose `X-Forwarded-For` header names the client in audit
     /// events. Empty means the TCP peer is always the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Longest time to receive a request body; a slower client gets 408.
+    /// Maximum time to receive a request body. A slower client gets 408.
     pub body_timeout: std::time::Duration,
 }
 

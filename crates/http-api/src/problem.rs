@@ -12,7 +12,7 @@ use serde::Serialize;
 pub struct FieldProblem {
     /// Path of the field (`raw_data.birthDate`).
     pub field: String,
-    /// What is wrong and what is accepted.
+    /// Description of the problem and of the accepted values.
     pub message: String,
 }
 

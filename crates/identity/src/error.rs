@@ -3,12 +3,12 @@ use crate::ports::UniqueField;
 /// Errors of the identity service, each mapped to one HTTP status at the edge.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
-    /// A field failed validation; `message` says what a valid value is.
+    /// A field failed validation; `message` states what a valid value is.
     #[error("invalid {field}: {message}")]
     Invalid {
         /// Name of the request field, as the API spells it.
         field: &'static str,
-        /// What is wrong and what is accepted.
+        /// Description of the problem and of the accepted values.
         message: String,
     },
     /// Another user already has this username or email.

@@ -698,7 +698,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn login_rejects_password_over_72_bytes_even_if_prefix_matches() {
+    async fn login_rejects_password_over_72_bytes() {
         let mut mocks = Mocks::new();
         mocks.allow_throttle();
         mocks

@@ -3,7 +3,7 @@
 //! Failures are counted per key: the login name as typed (normalized), the
 //! user for second-factor and password checks, and the client IP. Once a
 //! key reaches its limit, each further failure locks it for twice as long
-//! as the one before, up to a maximum. A key forgets its failures after a
+//! as the one before, up to a maximum. A key's failures are dropped after a
 //! quiet period. Counts live in a [`crate::LoginThrottle`] store shared by
 //! every server instance.
 

@@ -331,7 +331,7 @@ pub struct StoredCredentials {
     pub password_hash: PasswordHash,
 }
 
-/// What an access token asserts.
+/// Claims of an access token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claims {
     /// Subject.

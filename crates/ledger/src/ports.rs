@@ -48,7 +48,7 @@ pub trait Ledger: Send + Sync {
     async fn transaction_status(&self, tx_hash: &TxHash) -> Result<TxStatus, LedgerError>;
 
     /// Reads the anchored entry for `anchor_hash`, or `None` when the chain
-    /// holds none. Errors: [`LedgerError::Unavailable`],
+    /// has none. Errors: [`LedgerError::Unavailable`],
     /// [`LedgerError::ContractsMissing`].
     async fn find_record(&self, anchor_hash: &Digest)
         -> Result<Option<OnChainRecord>, LedgerError>;
@@ -91,7 +91,7 @@ pub trait OutboxStore: Send + Sync {
     /// Errors: [`OutboxError::Unavailable`].
     async fn complete(&self, job_id: i64, anchor: ChainAnchor) -> Result<(), OutboxError>;
 
-    /// Counts a failed attempt, stores `error`, forgets any sent transaction
+    /// Counts a failed attempt, stores `error`, clears any sent transaction
     /// when `forget_tx` is set, and releases the job until `retry_at`.
     /// Errors: [`OutboxError::Unavailable`].
     async fn reschedule(

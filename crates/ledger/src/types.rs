@@ -168,7 +168,7 @@ impl LedgerJob {
 pub struct OutboxJob {
     /// Outbox row id.
     pub id: i64,
-    /// What to send.
+    /// The job to send.
     pub job: LedgerJob,
     /// Failed attempts so far.
     pub attempts: u32,
@@ -176,7 +176,7 @@ pub struct OutboxJob {
     pub submitted_tx: Option<TxHash>,
 }
 
-/// Where a transaction ended up.
+/// Block and transaction of a mined entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainAnchor {
     /// The transaction that wrote the entry.

@@ -46,7 +46,7 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
-    /// Longest time to receive a request body, in milliseconds.
+    /// Maximum time to receive a request body, in milliseconds.
     pub body_timeout_ms: u64,
     /// Browser origins allowed by CORS.
     pub cors_allowed_origins: Vec<String>,

@@ -10,7 +10,7 @@ pub enum RecordError {
     Invalid {
         /// Path of the field, as the API spells it (`raw_data.birthDate`).
         field: String,
-        /// What is wrong and what is accepted.
+        /// Description of the problem and of the accepted values.
         message: String,
     },
     /// The record does not exist, or the caller may not see it. The two
@@ -58,7 +58,7 @@ pub enum ConsentError {
     Invalid {
         /// Name of the field, as the API spells it.
         field: &'static str,
-        /// What is wrong and what is accepted.
+        /// Description of the problem and of the accepted values.
         message: String,
     },
     /// The caller's role may not perform this action.

@@ -528,7 +528,7 @@ async fn read_of_tampered_ciphertext_returns_integrity_error() {
 }
 
 #[tokio::test]
-async fn read_of_record_moved_to_another_owner_fails_integrity() {
+async fn moved_record_fails_integrity() {
     let mut stored = created_record(&patient(1)).await;
     stored.record.patient_id = UserId(Uuid::from_u128(2));
     let id = stored.record.id;

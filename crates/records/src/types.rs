@@ -134,10 +134,10 @@ pub fn record_aad(record: &MedicalRecord) -> Vec<u8> {
     .to_vec()
 }
 
-/// The on-chain key of a record. It commits to the record id, so two
-/// records with identical content never share a key, and to the content
-/// hash, owner, type, metadata and timestamp, so a change to any of them
-/// makes the stored row disagree with the chain.
+/// Computes the on-chain key of a record. It commits to the record id, so
+/// two records with identical content never share a key. It also commits
+/// to the content hash, owner, type, metadata and timestamp, so a change
+/// to any of them makes the stored row disagree with the chain.
 pub fn anchor_hash(record: &MedicalRecord) -> Digest {
     let metadata = record.metadata_json.as_deref().unwrap_or("");
     let did = Did::for_user(record.patient_id);

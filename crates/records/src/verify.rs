@@ -246,9 +246,9 @@ async fn check_chain(
     compare_entry(stored, &entry, checks);
 }
 
-/// Looks the entry up by the recomputed hash; if absent and the stored hash
-/// differs, by the stored hash, so the report can name what changed. The
-/// flag tells whether the entry matches the record's current fields.
+/// Looks the entry up by the recomputed hash. If that finds nothing and the
+/// stored hash differs, it looks up the stored hash, so the report can name
+/// what changed. The flag is true when the entry matches the current fields.
 async fn find_entry(
     ledger: &dyn Ledger,
     recomputed: Digest,

@@ -17,7 +17,7 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /health/ready`: the database and the chain answer.
+/// `GET /health/ready`: the database and the chain respond.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let components = state.readiness.check().await;
     let ready = components.iter().all(|component| component.ready);

@@ -424,7 +424,7 @@ fn with_reason(entry: AuditEntry, reason: Option<ReasonCode>) -> AuditEntry {
     }
 }
 
-/// A malformed id gets the same answer as a missing record.
+/// A malformed id gets the same response as a missing record.
 pub(crate) fn parse_record_id(text: &str) -> Result<RecordId, Problem> {
     Uuid::try_parse(text)
         .map(RecordId)
