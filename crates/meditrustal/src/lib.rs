@@ -8,5 +8,6 @@ pub mod app;
 pub mod audit;
 pub mod config;
 pub mod keys;
+pub mod metrics;
 pub mod operator;
 pub mod telemetry;
