@@ -102,11 +102,18 @@ async fn restore_into_fresh_database_verifies_everything() {
     let manifest = backup::backup(&app.settings, &dir, &mut sink_progress())
         .await
         .unwrap();
-    let names: Vec<&str> = manifest.files.iter().map(|file| file.name.as_str()).collect();
+    let names: Vec<&str> = manifest
+        .files
+        .iter()
+        .map(|file| file.name.as_str())
+        .collect();
     assert_eq!(names, ["database.dump", "deployment.json"]);
     assert_eq!(manifest.master_key_ids, ["test-mk"]);
     let listing = std::fs::read_to_string(dir.join("backup.json")).unwrap();
-    assert!(!listing.contains(&"07".repeat(32)), "no master key in the backup");
+    assert!(
+        !listing.contains(&"07".repeat(32)),
+        "no master key in the backup"
+    );
 
     let fresh = TestDatabase::create_empty().await.unwrap();
     let settings = restored_settings(&app, &fresh);
@@ -114,9 +121,15 @@ async fn restore_into_fresh_database_verifies_everything() {
         replace: false,
         check_chain: true,
     };
-    let report = backup::restore(&settings, test_keyring(), &dir, options, &mut sink_progress())
-        .await
-        .unwrap();
+    let report = backup::restore(
+        &settings,
+        test_keyring(),
+        &dir,
+        options,
+        &mut sink_progress(),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(
         report,
@@ -142,9 +155,15 @@ async fn restore_into_fresh_database_verifies_everything() {
     assert!(audit.anchors >= 1);
 
     // The same backup into the database now in use is refused.
-    let again = backup::restore(&settings, test_keyring(), &dir, options, &mut sink_progress())
-        .await
-        .unwrap_err();
+    let again = backup::restore(
+        &settings,
+        test_keyring(),
+        &dir,
+        options,
+        &mut sink_progress(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         again.to_string(),
         "the target database is not empty (17 tables); restore into an empty database, or \

@@ -30,7 +30,7 @@ struct SealedRow {
     ciphertext: Vec<u8>,
 }
 
-/// Every stored data key, records first, each table in id order.
+/// Loads every stored data key, records first, each table in id order.
 fn sealed_rows(app: &TestApp) -> Vec<SealedRow> {
     diesel::sql_query(
         "SELECT * FROM (\
@@ -88,7 +88,11 @@ async fn rotation_resumes_and_keeps_ciphertext() {
     for (token, index) in [(&alice, 0), (&alice, 1), (&alice, 2), (&bob, 3), (&bob, 4)] {
         let raw = format!("{{\"resourceType\":\"Observation\",\"id\":\"obs-{index}\"}}");
         let created = app.create_record(token, "LAB_RESULT", &raw).await;
-        records.push((token.clone(), created["id"].as_str().unwrap().to_owned(), raw));
+        records.push((
+            token.clone(),
+            created["id"].as_str().unwrap().to_owned(),
+            raw,
+        ));
     }
     let before = sealed_rows(&app);
     assert_eq!(before.len(), 7, "five records and two custodial keys");
@@ -138,7 +142,11 @@ async fn rotation_resumes_and_keeps_ciphertext() {
         .unwrap();
     assert_eq!(late.status(), StatusCode::CREATED);
     let late: Value = late.json().await.unwrap();
-    records.push((bob.clone(), late["id"].as_str().unwrap().to_owned(), "{\"late\":true}".into()));
+    records.push((
+        bob.clone(),
+        late["id"].as_str().unwrap().to_owned(),
+        "{\"late\":true}".into(),
+    ));
 
     let refused = rotation::retire(&pool, &KeyId::new("mk2"), "test-mk")
         .await

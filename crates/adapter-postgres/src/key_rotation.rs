@@ -367,9 +367,18 @@ pub async fn retire_master_key(pool: &Pool, key_id: &str) -> Result<(), RetireEr
                     return Ok(Err(RetireError::Unknown { key_id: id.clone() }));
                 }
                 let in_use = [
-                    (SealedTable::MedicalRecords, count_under(conn, SealedTable::MedicalRecords, &id)?),
-                    (SealedTable::UserKeys, count_under(conn, SealedTable::UserKeys, &id)?),
-                    (SealedTable::TotpCredentials, count_under(conn, SealedTable::TotpCredentials, &id)?),
+                    (
+                        SealedTable::MedicalRecords,
+                        count_under(conn, SealedTable::MedicalRecords, &id)?,
+                    ),
+                    (
+                        SealedTable::UserKeys,
+                        count_under(conn, SealedTable::UserKeys, &id)?,
+                    ),
+                    (
+                        SealedTable::TotpCredentials,
+                        count_under(conn, SealedTable::TotpCredentials, &id)?,
+                    ),
                 ];
                 let total: u64 = in_use.iter().map(|(_, count)| *count).sum();
                 if total > 0 {

@@ -45,11 +45,11 @@ pub use admin::PgUserAdminStore;
 pub use audit::{AppendOnlyGaps, PgAuditStore};
 pub use consents::PgConsentStore;
 pub use error::DatabaseError;
-pub use mail_outbox::PgMailOutbox;
 pub use key_rotation::{
     retire_master_key, rewrap_batch, wrapped_key_counts, RetireError, RewrapBatch, RewrapError,
     SealedTable, WrappedKeyCount,
 };
+pub use mail_outbox::PgMailOutbox;
 pub use master_keys::{check_master_key, check_previous_master_key, MasterKeyError};
 pub use mfa::PgMfaStore;
 pub use migrations::{run_migrations, MIGRATIONS};

@@ -16,8 +16,8 @@ use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::app;
-use crate::progress::Progress;
 use crate::config::Settings;
+use crate::progress::Progress;
 
 /// Verifies the audit chain in the configured database against the
 /// anchors of the configured deployment. Errors: the manifest does not

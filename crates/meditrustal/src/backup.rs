@@ -113,7 +113,10 @@ pub async fn backup(
         master_key_ids,
         chain_id: deployment.chain_id,
         deploy_block: deployment.deploy_block,
-        files: vec![describe_file(dir, DUMP_FILE)?, describe_file(dir, DEPLOYMENT_FILE)?],
+        files: vec![
+            describe_file(dir, DUMP_FILE)?,
+            describe_file(dir, DEPLOYMENT_FILE)?,
+        ],
     };
     fs::write(
         dir.join(MANIFEST_FILE),
@@ -330,7 +333,10 @@ pub fn check_backup(dir: &Path) -> anyhow::Result<BackupManifest> {
     }
     for name in [DUMP_FILE, DEPLOYMENT_FILE] {
         if !manifest.files.iter().any(|file| file.name == name) {
-            bail!("{} does not list {name}; the backup is incomplete", path.display());
+            bail!(
+                "{} does not list {name}; the backup is incomplete",
+                path.display()
+            );
         }
     }
     for file in &manifest.files {

@@ -238,10 +238,7 @@ fn redact_option<S: Serializer>(
     }
 }
 
-fn redact_list<S: Serializer>(
-    secrets: &[SecretString],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn redact_list<S: Serializer>(secrets: &[SecretString], serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_seq(secrets.iter().map(|_| REDACTED))
 }
 

@@ -10,9 +10,9 @@ use clap::{Parser, Subcommand};
 use meditrustal::app;
 use meditrustal::config::Settings;
 use meditrustal::keys;
+use meditrustal::operator::{self, NewAdmin};
 use meditrustal::progress::Progress;
 use meditrustal::{backup, rotation};
-use meditrustal::operator::{self, NewAdmin};
 use meditrustal_adapter_ethers::{
     check_deployment, deploy_audit_anchor_registry, deploy_contracts, DeploymentError,
     DeploymentManifest,
@@ -223,7 +223,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             progress.finish();
             println!("{}", report.summary(check_chain));
             if let Some(first) = report.failed.first() {
-                anyhow::bail!("{} records failed verification; the first: {first}", report.failed.len());
+                anyhow::bail!(
+                    "{} records failed verification; the first: {first}",
+                    report.failed.len()
+                );
             }
             Ok(())
         }

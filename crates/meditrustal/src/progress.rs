@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Destination of plain progress lines: standard error, or a buffer in tests.
+pub type SharedWriter = Arc<Mutex<dyn Write + Send>>;
+
 /// Progress of one command over a known number of units.
 pub struct Progress {
     label: String,
@@ -22,7 +25,7 @@ enum Output {
     Bar(ProgressBar),
     /// Plain lines; `next_tenth` is the next multiple of 10% to report.
     Lines {
-        writer: Arc<Mutex<dyn Write + Send>>,
+        writer: SharedWriter,
         next_tenth: u64,
     },
 }
@@ -44,12 +47,7 @@ impl Progress {
     }
 
     /// Starts progress that writes plain lines to `writer`.
-    pub fn lines(
-        label: &str,
-        unit: &str,
-        total: u64,
-        writer: Arc<Mutex<dyn Write + Send>>,
-    ) -> Self {
+    pub fn lines(label: &str, unit: &str, total: u64, writer: SharedWriter) -> Self {
         Self::with_output(
             label,
             unit,
@@ -124,9 +122,9 @@ fn write_line(writer: &Mutex<dyn Write + Send>, line: &str) {
 mod tests {
     use super::*;
 
-    fn captured() -> (Arc<Mutex<Vec<u8>>>, Arc<Mutex<dyn Write + Send>>) {
+    fn captured() -> (Arc<Mutex<Vec<u8>>>, SharedWriter) {
         let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer: Arc<Mutex<dyn Write + Send>> = buffer.clone();
+        let writer: SharedWriter = buffer.clone();
         (buffer, writer)
     }
 

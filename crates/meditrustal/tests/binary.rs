@@ -59,7 +59,10 @@ async fn deployment() -> Deployment {
 
     let env = [
         ("MEDITRUSTAL__DATA_DIR", data_dir.display().to_string()),
-        ("MEDITRUSTAL__DATABASE__URL", db.url().expose_secret().to_owned()),
+        (
+            "MEDITRUSTAL__DATABASE__URL",
+            db.url().expose_secret().to_owned(),
+        ),
         ("MEDITRUSTAL__CHAIN__RPC_URL", anvil.rpc_url()),
         (
             "MEDITRUSTAL__CHAIN__REGISTRAR_KEY",
@@ -117,24 +120,40 @@ fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// A `meditrustal serve` process, killed on drop if a test fails before
+/// it exits.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _killed = self.0.kill();
+            let _exited = self.0.wait();
+        }
+    }
+}
+
 /// `meditrustal serve` on a free port, its log in the data folder.
-fn serve(deployment: &Deployment) -> (Child, SocketAddr) {
+fn serve(deployment: &Deployment) -> (Server, SocketAddr) {
     let port = free_port();
     let log_path = deployment.data_dir.join(format!("serve-{port}.log"));
     let log = std::fs::File::create(&log_path).unwrap();
-    let child = command(deployment, &["serve"])
-        .env("MEDITRUSTAL__SERVER__PORT", port.to_string())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let server = Server(
+        command(deployment, &["serve"])
+            .env("MEDITRUSTAL__SERVER__PORT", port.to_string())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     for _ in 0..300 {
         if let Ok((200, _)) = http(address, "GET", "/health/ready", None, None) {
-            return (child, address);
+            return (server, address);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    drop(server);
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     panic!("meditrustal serve did not become ready within 30 s; its log:\n{log}");
 }
@@ -189,23 +208,22 @@ fn count(db: &TestDatabase, query: &str) -> i64 {
     row.count
 }
 
-fn sigterm(child: &Child) {
+fn sigterm(server: &Server) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
 }
 
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+fn wait_exit(server: &mut Server, within: Duration) -> std::process::ExitStatus {
     let started = Instant::now();
     while started.elapsed() < within {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = server.0.try_wait().unwrap() {
             return status;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _killed = child.kill();
     panic!("meditrustal did not exit within {within:?} of SIGTERM");
 }
 
@@ -215,8 +233,10 @@ fn register_and_login(address: SocketAddr, name: &str) -> String {
         "POST",
         "/api/v1/auth/register",
         None,
-        Some(&json!({"username": name, "email": format!("{name}@example.org"),
-                     "password": "correct horse battery", "role": "PATIENT"})),
+        Some(
+            &json!({"username": name, "email": format!("{name}@example.org"),
+                     "password": "correct horse battery", "role": "PATIENT"}),
+        ),
     )
     .unwrap();
     assert_eq!(status, 201);
@@ -239,11 +259,13 @@ async fn sigterm_finishes_request_in_flight_and_exits_cleanly() {
     let token = register_and_login(address, "amara");
 
     // A create whose body arrives slowly: half before the signal, half after.
-    let body = json!({"record_type": "LAB_RESULT", "raw_data": "{\"resourceType\":\"Observation\"}"})
-        .to_string();
+    let body =
+        json!({"record_type": "LAB_RESULT", "raw_data": "{\"resourceType\":\"Observation\"}"})
+            .to_string();
     let (first_half, second_half) = body.split_at(body.len() / 2);
     let mut slow = TcpStream::connect(address).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     write!(
         slow,
         "POST /api/v1/medical-records HTTP/1.1\r\nhost: {address}\r\n\
@@ -259,7 +281,10 @@ async fn sigterm_finishes_request_in_flight_and_exits_cleanly() {
     let signalled = Instant::now();
     std::thread::sleep(Duration::from_millis(500));
     let refused = TcpStream::connect_timeout(&address, Duration::from_secs(1));
-    assert!(refused.is_err(), "a new connection was accepted after SIGTERM");
+    assert!(
+        refused.is_err(),
+        "a new connection was accepted after SIGTERM"
+    );
 
     slow.write_all(second_half.as_bytes()).unwrap();
     let (status, created) = read_response(&mut slow).unwrap();
@@ -273,7 +298,13 @@ async fn sigterm_finishes_request_in_flight_and_exits_cleanly() {
     // Nothing half-done: the record and its job are both there, and no job
     // is left leased to the stopped process.
     let record_id = created["id"].as_str().unwrap();
-    assert_eq!(count(&deployment.db, "SELECT count(*) AS count FROM medical_records"), 1);
+    assert_eq!(
+        count(
+            &deployment.db,
+            "SELECT count(*) AS count FROM medical_records"
+        ),
+        1
+    );
     assert_eq!(
         count(
             &deployment.db,
@@ -334,9 +365,16 @@ async fn operator_commands_print_plain_progress_and_summary() {
     let new_key = [
         ("MEDITRUSTAL__CRYPTO__MASTER_KEY_ID", "mk2"),
         ("MEDITRUSTAL__CRYPTO__MASTER_KEY", NEW_MASTER_KEY),
-        ("MEDITRUSTAL__CRYPTO__PREVIOUS_MASTER_KEYS", previous.as_str()),
+        (
+            "MEDITRUSTAL__CRYPTO__PREVIOUS_MASTER_KEYS",
+            previous.as_str(),
+        ),
     ];
-    let rotated = run(&deployment, &["keys", "rotate", "--batch-size", "1"], &new_key);
+    let rotated = run(
+        &deployment,
+        &["keys", "rotate", "--batch-size", "1"],
+        &new_key,
+    );
     assert!(rotated.status.success(), "{}", stderr(&rotated));
     assert_eq!(
         stdout(&rotated),
@@ -350,7 +388,10 @@ async fn operator_commands_print_plain_progress_and_summary() {
         .collect();
     assert_eq!(
         progress,
-        ["keys rotate: 1/2 data keys (50%)", "keys rotate: 2/2 data keys (100%)"],
+        [
+            "keys rotate: 1/2 data keys (50%)",
+            "keys rotate: 2/2 data keys (100%)"
+        ],
         "{progress_text}"
     );
     assert!(!progress_text.contains(NEW_MASTER_KEY));
@@ -366,7 +407,9 @@ async fn operator_commands_print_plain_progress_and_summary() {
     assert!(backed_up.status.success(), "{}", stderr(&backed_up));
     assert_eq!(
         stdout(&backed_up),
-        format!("backup: wrote 3 files to {backup_arg}; back up the master keys (mk2) separately\n")
+        format!(
+            "backup: wrote 3 files to {backup_arg}; back up the master keys (mk2) separately\n"
+        )
     );
     assert!(stderr(&backed_up).contains("backup: 3/3 steps (100%)"));
 
@@ -377,5 +420,9 @@ async fn operator_commands_print_plain_progress_and_summary() {
         "{}",
         stdout(&verified)
     );
-    assert!(stderr(&verified).contains("audit verify: "), "{}", stderr(&verified));
+    assert!(
+        stderr(&verified).contains("audit verify: "),
+        "{}",
+        stderr(&verified)
+    );
 }

@@ -1,8 +1,8 @@
 //! Keeps the configuration reference in README.md, `config/default.toml`
-//! and the `Settings` struct in step: every key of `Settings` has a row in
-//! the README table with its default, and is set (or, for a secret or an
-//! optional path, named in a comment) in `config/default.toml`; neither
-//! file names a key that `Settings` does not have.
+//! and the `Settings` struct in step. Every key of `Settings` has a row in
+//! the README table with its default. `config/default.toml` sets every key,
+//! or names a secret or optional path in a comment. Neither file names a
+//! key that `Settings` does not have.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "test")]
 
@@ -35,8 +35,8 @@ fn flatten(prefix: &str, value: &Value, keys: &mut BTreeMap<String, Value>) {
     }
 }
 
-/// Every key of `Settings` with its default from `config/default.toml`
-/// (null for a key that has none).
+/// Returns every key of `Settings` with its default from
+/// `config/default.toml` (null for a key that has none).
 fn settings_keys() -> BTreeMap<String, Value> {
     let defaults = Settings::load_files(&workspace().join("config"), "none")
         .expect("config/default.toml loads into Settings");
@@ -46,7 +46,7 @@ fn settings_keys() -> BTreeMap<String, Value> {
     // A secret serializes redacted; its default, if any, is the file's.
     let file = file_values("default.toml");
     for (key, value) in keys.iter_mut() {
-        if *value == Value::from(meditrustal::config::REDACTED) {
+        if value.as_str() == Some(meditrustal::config::REDACTED) {
             *value = file.get(key).cloned().unwrap_or(Value::Null);
         }
     }
@@ -72,7 +72,8 @@ fn file_keys(name: &str) -> BTreeSet<String> {
     file_values(name).into_keys().collect()
 }
 
-/// The README configuration table: each row's keys with its default cell.
+/// Parses the README configuration table into each row's keys and its
+/// default cell.
 fn readme_rows() -> Vec<(Vec<String>, String)> {
     let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
     let table: Vec<&str> = readme
@@ -81,7 +82,10 @@ fn readme_rows() -> Vec<(Vec<String>, String)> {
         .skip(2)
         .take_while(|line| line.starts_with('|'))
         .collect();
-    assert!(!table.is_empty(), "README.md has no `| key | default | meaning |` table");
+    assert!(
+        !table.is_empty(),
+        "README.md has no `| key | default | meaning |` table"
+    );
     table
         .iter()
         .map(|line| {
@@ -97,13 +101,18 @@ fn readme_rows() -> Vec<(Vec<String>, String)> {
         .collect()
 }
 
-/// How the README writes a default: each value in backticks, an empty
-/// list as "none". `None` for keys without a default.
+/// Renders a default as the README writes it: each value in backticks, an
+/// empty list as "none". Returns `None` for keys without a default.
 fn expected_default(value: &Value) -> Option<Vec<String>> {
     match value {
         Value::Null => None,
         Value::Array(items) if items.is_empty() => Some(vec!["none".to_owned()]),
-        Value::Array(items) => Some(items.iter().map(|item| format!("`{}`", plain(item))).collect()),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .map(|item| format!("`{}`", plain(item)))
+                .collect(),
+        ),
         other => Some(vec![format!("`{}`", plain(other))]),
     }
 }
@@ -162,7 +171,8 @@ fn default_toml_names_every_setting_and_no_other() {
         let in_comment = text.lines().any(|line| {
             let comment = line.trim_start().trim_start_matches('#').trim_start();
             line.trim_start().starts_with('#')
-                && (comment.starts_with(&format!("{leaf} ")) || comment.starts_with(&format!("{leaf}:")))
+                && (comment.starts_with(&format!("{leaf} "))
+                    || comment.starts_with(&format!("{leaf}:")))
         });
         let documented = set.contains(key) || (default.is_null() && in_comment);
         if !documented {
@@ -176,7 +186,10 @@ fn default_toml_names_every_setting_and_no_other() {
         if !workspace().join("config").join(file).exists() {
             continue;
         }
-        for key in file_keys(file).iter().filter(|key| !settings.contains_key(*key)) {
+        for key in file_keys(file)
+            .iter()
+            .filter(|key| !settings.contains_key(*key))
+        {
             problems.push(format!(
                 "config/{file} sets `{key}`, which is not a key of Settings \
                  (crates/meditrustal/src/config.rs); the service would ignore it"
