@@ -848,6 +848,36 @@ async fn failed_logins_lock_account_then_lock_ends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_and_email_share_one_lockout() {
+    let app = TestApp::spawn_with(|settings| {
+        let throttle = &mut settings.auth.throttle;
+        throttle.account_max_failures = 3;
+        throttle.base_lockout_secs = 60;
+        throttle.max_lockout_secs = 60;
+    })
+    .await
+    .unwrap();
+    app.register("zola", "zola@example.org", "PATIENT").await;
+
+    // Two names of one account: the guesses add up instead of each name
+    // getting its own allowance.
+    for (attempt, name) in ["zola", "zola@example.org", "ZOLA"].iter().enumerate() {
+        let (status, problem) = app.login_with(name, "wrong password!").await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt} as {name}"
+        );
+        assert_eq!(problem["code"], "invalid_credentials");
+    }
+    assert_eq!(
+        assert_throttled(&app, "Zola@Example.org", PASSWORD).await,
+        60
+    );
+    assert_eq!(assert_throttled(&app, "zola", PASSWORD).await, 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockout_doubles_with_each_further_failure() {
     let app = TestApp::spawn_with(|settings| {
         let throttle = &mut settings.auth.throttle;

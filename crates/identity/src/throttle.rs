@@ -1,7 +1,8 @@
 //! Limits on failed credential checks, with exponential backoff.
 //!
 //! Failures are counted per key: the login name as typed (normalized), the
-//! user for second-factor and password checks, and the client IP. Once a
+//! user (for logins under any of the account's names, second-factor codes
+//! and password checks), and the client IP. Once a
 //! key reaches its limit, each further failure locks it for twice as long
 //! as the one before, up to a maximum. A key's failures are dropped after a
 //! quiet period. Counts live in a [`crate::LoginThrottle`] store shared by
@@ -71,7 +72,8 @@ pub enum ThrottleKey {
     /// Login failures count against the name, not the account, so that
     /// the lockout of an unknown name behaves like that of a real one.
     Login(String),
-    /// A user, for second-factor codes and current-password checks.
+    /// A user: logins under any of its names, second-factor codes and
+    /// current-password checks.
     User(UserId),
     /// A client IP address.
     Ip(IpAddr),

@@ -318,6 +318,13 @@ async fn failed_login_at_limit_locks_login_name() {
         .withf(|key, _, _| key == "ip:192.0.2.1")
         .times(1)
         .returning(|_, _, _| Ok(5));
+    // The account's own count is below the limit, so only the name locks.
+    mocks
+        .throttle
+        .expect_record_failure()
+        .withf(|key, _, _| key.starts_with("user:"))
+        .times(1)
+        .returning(|_, _, _| Ok(2));
     mocks
         .throttle
         .expect_lock()
