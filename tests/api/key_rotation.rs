@@ -12,9 +12,10 @@ use meditrustal::app::{self, Running};
 use meditrustal::progress::Progress;
 use meditrustal::rotation::{self, RotateOptions};
 use meditrustal_crypto::{KeyId, MasterKey, MasterKeyring};
+use meditrustal_identity::totp;
 use meditrustal_tests::reqwest::StatusCode;
-use meditrustal_tests::serde_json::Value;
-use meditrustal_tests::TestApp;
+use meditrustal_tests::serde_json::{json, Value};
+use meditrustal_tests::{TestApp, PASSWORD};
 
 #[derive(QueryableByName, Debug, PartialEq, Eq, Clone)]
 struct SealedRow {
@@ -36,7 +37,9 @@ fn sealed_rows(app: &TestApp) -> Vec<SealedRow> {
         "SELECT * FROM (\
            SELECT 1 AS part, id::text AS id, key_id, wrapped_key, data_nonce AS nonce, ciphertext \
            FROM medical_records \
-           UNION ALL SELECT 2, user_id::text, key_id, wrapped_key, nonce, ciphertext FROM user_keys\
+           UNION ALL SELECT 2, user_id::text, key_id, wrapped_key, nonce, ciphertext FROM user_keys \
+           UNION ALL SELECT 3, user_id::text, key_id, wrapped_key, nonce, ciphertext \
+           FROM totp_credentials\
          ) AS sealed ORDER BY part, id",
     )
     .load(&mut app.db().connect().unwrap())
@@ -72,6 +75,38 @@ async fn read_raw(app: &TestApp, base: &str, token: &str, id: &str) -> (StatusCo
     (response.status(), response.json().await.unwrap())
 }
 
+/// Returns the TOTP code of `step` for a base32 secret.
+fn totp_code(secret: &str, step: u64) -> String {
+    let bytes = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap();
+    format!("{:06}", totp::hotp(&bytes, step, 6))
+}
+
+fn current_step() -> u64 {
+    totp::time_step(u64::try_from(chrono::Utc::now().timestamp()).unwrap())
+}
+
+/// Enrolls and confirms TOTP for the user of `token`; returns the secret.
+async fn enable_totp(app: &TestApp, token: &str) -> String {
+    let enrollment: Value = app
+        .post_empty("/auth/mfa/totp", Some(token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = enrollment["secret"].as_str().unwrap().to_owned();
+    let confirmed = app
+        .post_json(
+            "/auth/mfa/totp/confirm",
+            &json!({"code": totp_code(&secret, current_step())}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    secret
+}
+
 fn captured() -> (Arc<Mutex<Vec<u8>>>, Progress) {
     let buffer = Arc::new(Mutex::new(Vec::new()));
     let writer: Arc<Mutex<dyn Write + Send>> = buffer.clone();
@@ -84,6 +119,8 @@ async fn rotation_resumes_and_keeps_ciphertext() {
     let app = TestApp::spawn().await.unwrap();
     let (_, alice) = app.patient("alice").await;
     let (_, bob) = app.patient("bob").await;
+    let (_, carla) = app.patient("carla").await;
+    let totp_secret = enable_totp(&app, &carla).await;
     let mut records = Vec::new();
     for (token, index) in [(&alice, 0), (&alice, 1), (&alice, 2), (&bob, 3), (&bob, 4)] {
         let raw = format!("{{\"resourceType\":\"Observation\",\"id\":\"obs-{index}\"}}");
@@ -95,7 +132,11 @@ async fn rotation_resumes_and_keeps_ciphertext() {
         ));
     }
     let before = sealed_rows(&app);
-    assert_eq!(before.len(), 7, "five records and two custodial keys");
+    assert_eq!(
+        before.len(),
+        9,
+        "five records, three custodial keys, one TOTP secret"
+    );
     assert!(before.iter().all(|row| row.key_id == "test-mk"));
 
     let (base, running) = start_with(&app, new_keyring()).await.unwrap();
@@ -115,7 +156,7 @@ async fn rotation_resumes_and_keeps_ciphertext() {
     assert_eq!(
         first.summary(),
         "keys rotate: re-wrapped 3 data keys under master key mk2 (medical_records 3, \
-         user_keys 0, totp_credentials 0); 4 data keys are still wrapped under other master \
+         user_keys 0, totp_credentials 0); 6 data keys are still wrapped under other master \
          keys; run it again to continue"
     );
     assert_eq!(
@@ -136,7 +177,7 @@ async fn rotation_resumes_and_keeps_ciphertext() {
         .client
         .post(format!("{base}/medical-records"))
         .bearer_auth(&bob)
-        .json(&serde_json::json!({"record_type": "LAB_RESULT", "raw_data": "{\"late\":true}"}))
+        .json(&json!({"record_type": "LAB_RESULT", "raw_data": "{\"late\":true}"}))
         .send()
         .await
         .unwrap();
@@ -153,8 +194,9 @@ async fn rotation_resumes_and_keeps_ciphertext() {
         .unwrap_err();
     assert_eq!(
         refused.to_string(),
-        "master key test-mk still wraps 4 data keys (medical_records 2, user_keys 2); run \
-         `meditrustal keys rotate` with another current master key first"
+        "master key test-mk still wraps 6 data keys (medical_records 2, user_keys 3, \
+         totp_credentials 1); run `meditrustal keys rotate` with another current master key \
+         first"
     );
 
     // The next run continues where the first stopped.
@@ -168,8 +210,8 @@ async fn rotation_resumes_and_keeps_ciphertext() {
         .unwrap();
     assert_eq!(
         second.summary(),
-        "keys rotate: re-wrapped 4 data keys under master key mk2 (medical_records 2, \
-         user_keys 2, totp_credentials 0); no data key is wrapped under another master key"
+        "keys rotate: re-wrapped 6 data keys under master key mk2 (medical_records 2, \
+         user_keys 3, totp_credentials 1); no data key is wrapped under another master key"
     );
 
     let after = sealed_rows(&app);
@@ -215,6 +257,26 @@ async fn rotation_resumes_and_keeps_ciphertext() {
         assert_eq!(verified["checks"][0]["name"], "ciphertext");
         assert_eq!(verified["checks"][0]["status"], "passed", "record {id}");
     }
+    // The re-wrapped TOTP secret still checks codes.
+    let challenge: Value = app
+        .client
+        .post(format!("{base}/auth/login/json"))
+        .json(&json!({"username_or_email": "carla", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mfa_login = app
+        .client
+        .post(format!("{base}/auth/login/mfa"))
+        .json(&json!({"mfa_token": challenge["mfa_token"],
+                      "code": totp_code(&totp_secret, current_step() + 1)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mfa_login.status(), StatusCode::OK);
     server.stop(true).await;
     serving.await.unwrap().unwrap();
 
