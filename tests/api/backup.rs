@@ -170,6 +170,23 @@ async fn restore_into_fresh_database_verifies_everything() {
          pass --replace to drop its contents first"
     );
 
+    // With --replace, the restored database is dropped and restored again.
+    let replace = RestoreOptions {
+        replace: true,
+        check_chain: true,
+    };
+    let replaced = backup::restore(
+        &settings,
+        test_keyring(),
+        &dir,
+        replace,
+        &mut sink_progress(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(replaced, report);
+    assert_eq!(count(&fresh, "audit_events"), events);
+
     let _removed = std::fs::remove_dir_all(&dir);
     let _removed = std::fs::remove_dir_all(&settings.data_dir);
 }
