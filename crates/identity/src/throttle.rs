@@ -49,6 +49,7 @@ impl ThrottlePolicy {
         let limit = match key {
             ThrottleKey::Ip(_) => self.ip_max_failures,
             ThrottleKey::Login(_) | ThrottleKey::User(_) => self.account_max_failures,
+            ThrottleKey::ResetMessages(_) => return None,
         };
         if failures < limit {
             return None;
@@ -77,17 +78,26 @@ pub enum ThrottleKey {
     User(UserId),
     /// A client IP address.
     Ip(IpAddr),
+    /// Password reset messages sent to a user. Counted, never locked: past
+    /// [`MAX_RESET_MESSAGES`] a request sends nothing.
+    ResetMessages(UserId),
 }
 
+/// Reset messages sent to one account until requests stop for the
+/// policy's `forget_after`, so that anyone who knows an address cannot
+/// flood its inbox.
+pub const MAX_RESET_MESSAGES: u32 = 3;
+
 impl ThrottleKey {
-    /// Text stored as the key: `login:<SHA-256 of the name>`, `user:<uuid>`
-    /// or `ip:<address>`. Names are hashed because they are typed by
+    /// Text stored as the key: `login:<SHA-256 of the name>`, `user:<uuid>`,
+    /// `ip:<address>` or `reset:<uuid>`. Names are hashed because they are typed by
     /// anyone, of any length, and often e-mail addresses.
     pub fn storage_key(&self) -> String {
         match self {
             Self::Login(name) => format!("login:{}", sha256(name.as_bytes())),
             Self::User(id) => format!("user:{id}"),
             Self::Ip(address) => format!("ip:{address}"),
+            Self::ResetMessages(id) => format!("reset:{id}"),
         }
     }
 }
