@@ -6,7 +6,10 @@
 
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod keys;
 pub mod operator;
+pub mod progress;
+pub mod rotation;
 pub mod telemetry;
