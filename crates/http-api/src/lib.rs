@@ -91,6 +91,10 @@ pub struct HttpSettings {
     /// Whether the API listener serves `/metrics`. False when the binary
     /// serves it on its own address with [`metrics_server`].
     pub metrics_on_api: bool,
+    /// After SIGTERM or SIGINT, how long requests in flight may take to
+    /// finish before their connections are closed. New connections are
+    /// refused from the signal on.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl HttpSettings {
@@ -115,6 +119,7 @@ pub fn server(
     })?;
     let description = web::Data::new(DescriptionJson(description));
     let workers = settings.workers;
+    let shutdown_secs = settings.shutdown_timeout.as_secs();
     let settings = web::Data::new(settings);
 
     let mut server = HttpServer::new(move || {
@@ -133,7 +138,7 @@ pub fn server(
             .wrap(cors(&settings.cors_allowed_origins))
             .wrap(from_fn(middleware::request_context))
     })
-    .shutdown_timeout(30);
+    .shutdown_timeout(shutdown_secs);
     if workers > 0 {
         server = server.workers(workers);
     }
