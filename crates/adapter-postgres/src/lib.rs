@@ -34,6 +34,7 @@ mod pool;
 mod records;
 mod schema;
 mod sessions;
+mod stats;
 #[cfg(feature = "testing")]
 mod test_server;
 #[cfg(feature = "testing")]
@@ -55,9 +56,10 @@ pub use mfa::PgMfaStore;
 pub use migrations::{run_migrations, MIGRATIONS};
 pub use one_time_tokens::PgOneTimeTokenStore;
 pub use outbox::PgOutboxStore;
-pub use pool::{ping, public_table_count, Pool, PoolConfig};
+pub use pool::{ping, public_table_count, Pool, PoolConfig, PoolUsage};
 pub use records::PgRecordStore;
 pub use sessions::PgSessionStore;
+pub use stats::{anchoring_delays, outbox_backlog, DelayHistogram, OutboxBacklog};
 pub use throttle::PgLoginThrottle;
 pub use users::PgUserStore;
 

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod backup;
 pub mod config;
 pub mod keys;
+pub mod metrics;
 pub mod operator;
 pub mod progress;
 pub mod rotation;
