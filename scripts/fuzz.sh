@@ -71,7 +71,7 @@ token_of() {
 patient_token="$(token_of fuzzpatient PATIENT)"
 doctor_token="$(token_of fuzzdoctor DOCTOR)"
 
-checks=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
+checks=not_a_server_error,unsupported_method,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
 fuzz() {
   local name="$1"
   shift

@@ -18,7 +18,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_cors::Cors;
-use actix_web::dev::Server;
+use actix_web::dev::{ResourceDef, Server};
 use actix_web::error::UrlencodedError;
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath};
@@ -118,6 +118,7 @@ pub fn server(
         std::io::Error::other(format!("cannot encode the API description: {error}"))
     })?;
     let description = web::Data::new(DescriptionJson(description));
+    let route_methods = web::Data::new(RouteMethods::new(&route_list(metrics_on_api)));
     let workers = settings.workers;
     let shutdown_secs = settings.shutdown_timeout.as_secs();
     let settings = web::Data::new(settings);
@@ -127,6 +128,7 @@ pub fn server(
             .app_data(state.clone())
             .app_data(settings.clone())
             .app_data(description.clone())
+            .app_data(route_methods.clone())
             .app_data(metrics.clone())
             .app_data(form_config(settings.max_body_bytes))
             .app_data(query_config())
@@ -300,15 +302,65 @@ fn query_config() -> web::QueryConfig {
     })
 }
 
+/// Path patterns of the served routes with their methods, so that a
+/// request for a known path with another method gets 405, not 404.
+struct RouteMethods(Vec<(ResourceDef, String)>);
+
+impl RouteMethods {
+    fn new(routes: &[RouteEntry]) -> Self {
+        let patterns = routes
+            .iter()
+            .map(|route| (ResourceDef::new(route.path.as_str()), route.method.clone()))
+            .collect();
+        Self(patterns)
+    }
+
+    /// Methods served at `path`, in registration order, without repeats.
+    fn allowed(&self, path: &str) -> Vec<&str> {
+        let mut methods: Vec<&str> = Vec::new();
+        for (pattern, method) in &self.0 {
+            if pattern.is_match(path) && !methods.contains(&method.as_str()) {
+                methods.push(method);
+            }
+        }
+        methods
+    }
+}
+
+/// Answers requests that no route takes: 405 with `Allow` when the path is
+/// served with other methods, else 404.
 async fn not_found(request: HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
-    Problem::not_found(
-        "route_not_found",
+
+    let allowed = request
+        .app_data::<web::Data<RouteMethods>>()
+        .map(|routes| routes.allowed(request.path()).join(", "))
+        .unwrap_or_default();
+    if allowed.is_empty() {
+        return Problem::not_found(
+            "route_not_found",
+            format!(
+                "No route matches {} {}. Check the method and path.",
+                request.method(),
+                request.path()
+            ),
+        )
+        .error_response();
+    }
+
+    let mut response = Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed",
         format!(
-            "No route matches {} {}. Check the method and path.",
+            "{} is not allowed on {}. Use {allowed}.",
             request.method(),
             request.path()
         ),
     )
-    .error_response()
+    .error_response();
+    if let Ok(value) = header::HeaderValue::from_str(&allowed) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
