@@ -16,7 +16,7 @@ use meditrustal_adapter_ethers::testing::{
     deploy_test_ledger, test_config, AnvilNode, ANVIL_CHAIN_ID, OTHER_KEY, REGISTRAR_ADDRESS,
 };
 use meditrustal_adapter_ethers::{
-    check_deployment, deploy_audit_anchor_registry, deploy_contracts, fund_on_dev_node,
+    check_deployment, deploy_missing_contracts, deploy_contracts, fund_on_dev_node,
     DeploymentError, DeploymentManifest, EthersLedger, RandomAccountGenerator, RegisteredUser,
 };
 use meditrustal_audit::{AnchoredHead, AuditAnchorLedger};
@@ -767,7 +767,7 @@ async fn manifest_without_audit_registry_gets_it_added() {
     let audit_job = old_ledger
         .submit(&LedgerJob::AnchorAuditHead(audit_head(1)))
         .await;
-    let updated = deploy_audit_anchor_registry(&config, &old).await.unwrap();
+    let updated = deploy_missing_contracts(&config, &old).await.unwrap();
 
     assert_eq!(
         missing.to_string(),

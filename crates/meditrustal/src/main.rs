@@ -11,7 +11,7 @@ use meditrustal::config::Settings;
 use meditrustal::keys;
 use meditrustal::operator::{self, NewAdmin};
 use meditrustal_adapter_ethers::{
-    check_deployment, deploy_audit_anchor_registry, deploy_contracts, DeploymentError,
+    check_deployment, deploy_missing_contracts, deploy_contracts, DeploymentError,
     DeploymentManifest,
 };
 
@@ -230,7 +230,7 @@ async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> a
                         contract,
                         "deployment predates a contract; deploying it alone"
                     );
-                    let updated = deploy_audit_anchor_registry(&config, &manifest)
+                    let updated = deploy_missing_contracts(&config, &manifest)
                         .await
                         .context("deployment failed")?;
                     updated.save(&path)?;
