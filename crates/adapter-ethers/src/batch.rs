@@ -45,9 +45,14 @@ impl EthersLedger {
     pub async fn measure_batch_anchor_gas(&self, leaf_count: u32) -> Result<BatchGas, LedgerError> {
         let leaves = (0..leaf_count)
             .map(|_| {
-                let salt = Salt::generate().map_err(|error| LedgerError::Unavailable(error.to_string()))?;
-                let commitment = Salt::generate().map_err(|error| LedgerError::Unavailable(error.to_string()))?;
-                Ok(leaf_hash(&salt, &Digest::from_bytes(*commitment.as_bytes())))
+                let salt = Salt::generate()
+                    .map_err(|error| LedgerError::Unavailable(error.to_string()))?;
+                let commitment = Salt::generate()
+                    .map_err(|error| LedgerError::Unavailable(error.to_string()))?;
+                Ok(leaf_hash(
+                    &salt,
+                    &Digest::from_bytes(*commitment.as_bytes()),
+                ))
             })
             .collect::<Result<Vec<_>, LedgerError>>()?;
         let tree = MerkleTree::new(leaves)
@@ -67,11 +72,16 @@ impl EthersLedger {
             .wait_for_receipt(to_h256(&tx_hash), Duration::from_secs(30))
             .await
             .map_err(unavailable)?
-            .ok_or_else(|| LedgerError::Unavailable(format!("transaction {tx_hash} was not mined")))?;
+            .ok_or_else(|| {
+                LedgerError::Unavailable(format!("transaction {tx_hash} was not mined"))
+            })?;
 
         Ok(BatchGas {
             leaf_count,
-            gas_used: receipt.gas_used.map(|gas| gas.low_u64()).unwrap_or_default(),
+            gas_used: receipt
+                .gas_used
+                .map(|gas| gas.low_u64())
+                .unwrap_or_default(),
             tx_hash,
             block_number: u64_of(receipt.block_number).unwrap_or_default(),
         })
@@ -125,8 +135,8 @@ pub async fn read_batch_evidence(
     tx_hash: &Digest,
     root: &Digest,
 ) -> Result<BatchEvidence, String> {
-    let provider = Provider::<Http>::try_from(rpc_url)
-        .map_err(|error| format!("invalid RPC URL: {error}"))?;
+    let provider =
+        Provider::<Http>::try_from(rpc_url).map_err(|error| format!("invalid RPC URL: {error}"))?;
 
     let chain_id = within(timeout, "eth_chainId", provider.get_chainid()).await?;
     let receipt = within(
@@ -151,14 +161,25 @@ pub async fn read_batch_evidence(
             .collect(),
     });
 
-    let registry = BatchAnchorRegistry::new(to_h160(contract), provider.into());
-    let stored = within(
+    // An address without code stores nothing; calling it would fail to
+    // decode instead.
+    let code = within(
         timeout,
-        "eth_call getBatch",
-        registry.get_batch(*root.as_bytes()).call(),
+        "eth_getCode",
+        provider.get_code(to_h160(contract), None),
     )
     .await?;
-    let (exists, leaf_count, block_number) = stored;
+    let (exists, leaf_count, block_number) = if code.is_empty() {
+        (false, U256::zero(), U256::zero())
+    } else {
+        let registry = BatchAnchorRegistry::new(to_h160(contract), provider.into());
+        within(
+            timeout,
+            "eth_call getBatch",
+            registry.get_batch(*root.as_bytes()).call(),
+        )
+        .await?
+    };
     let stored = exists.then(|| StoredBatch {
         leaf_count: u256_to_u64(leaf_count).unwrap_or(u64::MAX),
         block_number: u256_to_u64(block_number).unwrap_or(u64::MAX),
@@ -182,6 +203,9 @@ async fn within<T, E: std::fmt::Display>(
             "{method} failed: {}",
             crate::rpc::redact_urls(&error.to_string())
         )),
-        Err(_) => Err(format!("{method} timed out after {} ms", timeout.as_millis())),
+        Err(_) => Err(format!(
+            "{method} timed out after {} ms",
+            timeout.as_millis()
+        )),
     }
 }

@@ -28,8 +28,8 @@ use crate::convert::{to_digest, to_domain_address, to_h160, to_h256, u256_to_u64
 use crate::deploy::verify_live_deployment;
 use crate::manifest::{DeploymentError, DeploymentManifest};
 use crate::revert::{
-    decode_audit_anchor_registry, decode_batch_anchor_registry, decode_consent_registry, decode_medical_record_registry,
-    decode_user_registry, DecodedRevert,
+    decode_audit_anchor_registry, decode_batch_anchor_registry, decode_consent_registry,
+    decode_medical_record_registry, decode_user_registry, DecodedRevert,
 };
 use crate::rpc::{ChainClient, ChainError, HttpProvider};
 

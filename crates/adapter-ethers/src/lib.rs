@@ -38,8 +38,6 @@ pub use accounts::RandomAccountGenerator;
 pub use batch::{read_batch_evidence, BatchEvidence, BatchGas, StoredBatch, TransactionEvidence};
 pub use config::{ConfigError, EthersConfig};
 pub use consent::{Eip712ConsentSigner, DOMAIN_NAME, DOMAIN_VERSION};
-pub use deploy::{
-    check_deployment, deploy_contracts, deploy_missing_contracts, fund_on_dev_node,
-};
+pub use deploy::{check_deployment, deploy_contracts, deploy_missing_contracts, fund_on_dev_node};
 pub use ledger::{EthersLedger, RegisteredUser};
 pub use manifest::{ContractDeployment, DeployedContracts, DeploymentError, DeploymentManifest};

@@ -6,8 +6,8 @@ use ethers::contract::ContractRevert;
 use ethers::types::U256;
 
 use crate::bindings::{
-    AuditAnchorRegistryErrors, BatchAnchorRegistryErrors, ConsentRegistryErrors, MedicalRecordRegistryErrors,
-    UserRegistryErrors,
+    AuditAnchorRegistryErrors, BatchAnchorRegistryErrors, ConsentRegistryErrors,
+    MedicalRecordRegistryErrors, UserRegistryErrors,
 };
 use crate::convert::{to_digest, to_domain_address};
 

@@ -16,7 +16,7 @@ use meditrustal_adapter_ethers::testing::{
     deploy_test_ledger, test_config, AnvilNode, ANVIL_CHAIN_ID, OTHER_KEY, REGISTRAR_ADDRESS,
 };
 use meditrustal_adapter_ethers::{
-    check_deployment, deploy_missing_contracts, deploy_contracts, fund_on_dev_node,
+    check_deployment, deploy_contracts, deploy_missing_contracts, fund_on_dev_node,
     DeploymentError, DeploymentManifest, EthersLedger, RandomAccountGenerator, RegisteredUser,
 };
 use meditrustal_audit::{AnchoredHead, AuditAnchorLedger};

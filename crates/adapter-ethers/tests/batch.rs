@@ -22,7 +22,12 @@ fn batch(root_byte: u8, leaf_count: u32) -> LedgerJob {
 async fn batch_events(node: &AnvilNode) -> usize {
     let topic = H256::from(keccak256("BatchAnchored(bytes32,uint256)"));
     let filter = Filter::new().from_block(0).topic0(topic);
-    node.provider().unwrap().get_logs(&filter).await.unwrap().len()
+    node.provider()
+        .unwrap()
+        .get_logs(&filter)
+        .await
+        .unwrap()
+        .len()
 }
 
 /// Gas per record of both designs, for docs/anchoring.md. The registry
@@ -35,7 +40,9 @@ async fn batch_of_1024_costs_under_50_gas_per_record() {
     let mut rows = Vec::new();
     for leaf_count in [1u32, 16, 256, 1024] {
         let stored = ledger.measure_batch_anchor_gas(leaf_count).await.unwrap();
-        let event_only = measure_event_only_anchor_gas(&node, leaf_count).await.unwrap();
+        let event_only = measure_event_only_anchor_gas(&node, leaf_count)
+            .await
+            .unwrap();
         rows.push((leaf_count, stored.gas_used, event_only));
     }
     for (leaf_count, stored, event_only) in &rows {

@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bytea, Double, Integer, Nullable, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Bytea, Double, Integer, Nullable, Timestamptz, Uuid as SqlUuid,
+};
 use meditrustal_ledger::merkle::Salt;
 use meditrustal_ledger::{
     BatchAnchor, BatchStore, BatchStoreError, LedgerJob, NewBatch, PendingAnchor, PendingSummary,
@@ -60,7 +62,12 @@ struct ClaimedAnchorRow {
 impl ClaimedAnchorRow {
     fn into_anchor(self) -> Result<PendingAnchor, QueryError> {
         let salt: [u8; 32] = self.anchor_salt.as_slice().try_into().map_err(|_| {
-            convert::invalid("medical_records", self.record_id, "anchor_salt", "is not 32 bytes")
+            convert::invalid(
+                "medical_records",
+                self.record_id,
+                "anchor_salt",
+                "is not 32 bytes",
+            )
         })?;
         Ok(PendingAnchor {
             job_id: self.id,
@@ -133,7 +140,9 @@ impl BatchStore for PgBatchStore {
                     .bind::<Double, _>(lease.as_secs_f64())
                     .load(conn)?;
                 rows.sort_by_key(|row| (row.created_at, row.id));
-                rows.into_iter().map(ClaimedAnchorRow::into_anchor).collect()
+                rows.into_iter()
+                    .map(ClaimedAnchorRow::into_anchor)
+                    .collect()
             })
             .await
             .map_err(unavailable)?;
@@ -161,7 +170,11 @@ fn insert_batch(
     batch: &NewBatch,
 ) -> Result<Result<i64, String>, QueryError> {
     let job_ids: Vec<i64> = batch.members.iter().map(|member| member.job_id).collect();
-    let record_ids: Vec<Uuid> = batch.members.iter().map(|member| member.record_id).collect();
+    let record_ids: Vec<Uuid> = batch
+        .members
+        .iter()
+        .map(|member| member.record_id)
+        .collect();
     let leaf_count = i32::try_from(batch.leaf_count())
         .map_err(|_| QueryError::Conversion("batch has more than 2^31 leaves".into()))?;
 
@@ -208,7 +221,13 @@ fn insert_batch(
     let proofs: Vec<Vec<u8>> = batch
         .members
         .iter()
-        .map(|member| member.siblings.iter().flat_map(|hash| *hash.as_bytes()).collect())
+        .map(|member| {
+            member
+                .siblings
+                .iter()
+                .flat_map(|hash| *hash.as_bytes())
+                .collect()
+        })
         .collect();
     diesel::sql_query(
         "UPDATE medical_records AS record

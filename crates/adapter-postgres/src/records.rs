@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use meditrustal_crypto::Digest;
 use meditrustal_crypto::{KeyId, SealedData};
 use meditrustal_identity::UserId;
-use meditrustal_crypto::Digest;
 use meditrustal_ledger::merkle::{MerkleProof, Salt};
 use meditrustal_ledger::{AnchorState, AnchorStatus, LedgerJob};
 use meditrustal_records::{
@@ -143,12 +143,22 @@ impl RecordRow {
             .as_slice()
             .try_into()
             .map_err(|_| invalid("anchor_salt", "is not 32 bytes"))?;
-        let batch = match (self.anchor_batch_id, self.anchor_leaf_index, self.anchor_proof, batch) {
+        let batch = match (
+            self.anchor_batch_id,
+            self.anchor_leaf_index,
+            self.anchor_proof,
+            batch,
+        ) {
             (Some(batch_id), Some(index), Some(proof), Some((root, count))) => {
                 Some(placement(id, batch_id, index, &proof, &root, count)?)
             }
             (None, None, None, _) => None,
-            _ => return Err(invalid("anchor_batch_id", "names no complete batch placement")),
+            _ => {
+                return Err(invalid(
+                    "anchor_batch_id",
+                    "names no complete batch placement",
+                ))
+            }
         };
 
         Ok(MedicalRecord {
@@ -188,8 +198,9 @@ fn placement(
         proof: MerkleProof {
             leaf_index: u64::try_from(index)
                 .map_err(|_| invalid("anchor_leaf_index", "is negative"))?,
-            leaf_count: u64::try_from(count)
-                .map_err(|_| convert::invalid("anchor_batches", batch_id, "leaf_count", "is negative"))?,
+            leaf_count: u64::try_from(count).map_err(|_| {
+                convert::invalid("anchor_batches", batch_id, "leaf_count", "is negative")
+            })?,
             siblings,
         },
     })

@@ -178,6 +178,10 @@ fn routes(config: &mut web::ServiceConfig) {
                     "/medical-records/{record_id}/verify",
                     web::get().to(routes::records::verify),
                 )
+                .route(
+                    "/medical-records/{record_id}/proof",
+                    web::get().to(routes::records::proof),
+                )
                 .configure(consent_routes)
                 .configure(admin_routes)
                 .configure(audit_routes),

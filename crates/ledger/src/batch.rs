@@ -168,7 +168,10 @@ pub fn build_batch(anchors: &[PendingAnchor]) -> Option<NewBatch> {
             job_id: anchor.job_id,
             record_id: anchor.record_id,
             leaf_index: u32::try_from(index).unwrap_or(u32::MAX),
-            siblings: tree.proof(index).map(|proof| proof.siblings).unwrap_or_default(),
+            siblings: tree
+                .proof(index)
+                .map(|proof| proof.siblings)
+                .unwrap_or_default(),
         })
         .collect();
     Some(NewBatch {

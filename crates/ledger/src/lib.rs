@@ -19,13 +19,13 @@ mod outbox;
 mod ports;
 mod types;
 
-pub use consent::{
-    consent_key, ChainAccess, ConsentSignature, GrantTerms, OnChainConsent, RevokeTerms,
-    SignedGrant, SignedRevocation,
-};
 pub use batch::{
     build_batch, BatchAnchorer, BatchMember, BatchPolicy, BatchRound, NewBatch, PendingAnchor,
     PendingSummary,
+};
+pub use consent::{
+    consent_key, ChainAccess, ConsentSignature, GrantTerms, OnChainConsent, RevokeTerms,
+    SignedGrant, SignedRevocation,
 };
 pub use outbox::{BackoffPolicy, OutboxProcessor, ProcessReport};
 pub use ports::{
@@ -33,9 +33,9 @@ pub use ports::{
     SignerError,
 };
 pub use types::{
-    Address, AddressParseError, AnchorMode, AnchorState, AnchorStatus, AuditHeadAnchor, BatchAnchor,
-    ChainAnchor, ChainRole, ChainStatus, ContractLocation, LedgerJob, OnChainBatch, OnChainRecord,
-    OutboxJob, RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
+    Address, AddressParseError, AnchorMode, AnchorState, AnchorStatus, AuditHeadAnchor,
+    BatchAnchor, ChainAnchor, ChainRole, ChainStatus, ContractLocation, LedgerJob, OnChainBatch,
+    OnChainRecord, OutboxJob, RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
 };
 
 #[cfg(feature = "mock")]

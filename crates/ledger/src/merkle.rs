@@ -65,7 +65,8 @@ impl FromStr for Salt {
 
     /// Parses `0x` and 64 lowercase hex digits, the spelling of [`Digest`].
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        text.parse::<Digest>().map(|digest| Self(*digest.as_bytes()))
+        text.parse::<Digest>()
+            .map(|digest| Self(*digest.as_bytes()))
     }
 }
 
@@ -145,7 +146,9 @@ pub enum ProofError {
         actual: usize,
     },
     /// A step's side differs from the side the index gives at that level.
-    #[error("step {step} has its sibling on the {actual:?} side, but leaf {index} needs {expected:?}")]
+    #[error(
+        "step {step} has its sibling on the {actual:?} side, but leaf {index} needs {expected:?}"
+    )]
     WrongSide {
         /// Leaf index of the proof.
         index: u64,
@@ -219,12 +222,10 @@ impl MerkleProof {
 
 /// Combines `leaf` with each step in turn and returns the result.
 pub fn fold_steps(leaf: &Digest, steps: &[ProofStep]) -> Digest {
-    steps
-        .iter()
-        .fold(*leaf, |running, step| match step.side {
-            Side::Left => node_hash(&step.hash, &running),
-            Side::Right => node_hash(&running, &step.hash),
-        })
+    steps.iter().fold(*leaf, |running, step| match step.side {
+        Side::Left => node_hash(&step.hash, &running),
+        Side::Right => node_hash(&running, &step.hash),
+    })
 }
 
 /// Checks that `steps` have the sides that leaf `index` of `count` needs.
@@ -360,7 +361,13 @@ mod tests {
 
     #[test]
     fn roots_match_independent_vectors() {
-        let expected = [(1, LEAF_0), (2, ROOT_2), (3, ROOT_3), (4, ROOT_4), (5, ROOT_5)];
+        let expected = [
+            (1, LEAF_0),
+            (2, ROOT_2),
+            (3, ROOT_3),
+            (4, ROOT_4),
+            (5, ROOT_5),
+        ];
         for (count, root) in expected {
             let tree = MerkleTree::new(leaves(count)).unwrap();
             assert_eq!(tree.root(), digest(root), "{count} leaves");
@@ -460,7 +467,11 @@ mod tests {
                 sibling[byte] ^= 1;
                 changed.siblings[step] = Digest::from_bytes(sibling);
                 let leaf = leaf_hash(&salt, &commitment);
-                assert_ne!(changed.root_for(&leaf), Ok(root), "sibling {step} byte {byte}");
+                assert_ne!(
+                    changed.root_for(&leaf),
+                    Ok(root),
+                    "sibling {step} byte {byte}"
+                );
             }
         }
     }

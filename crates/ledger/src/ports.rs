@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use meditrustal_crypto::Digest;
 
-use crate::consent::{ConsentSignature, GrantTerms, OnChainConsent, RevokeTerms};
 use crate::batch::{NewBatch, PendingAnchor, PendingSummary};
+use crate::consent::{ConsentSignature, GrantTerms, OnChainConsent, RevokeTerms};
 use crate::types::{
     ChainAnchor, ChainStatus, ContractLocation, LedgerJob, OnChainBatch, OnChainRecord, OutboxJob,
     Submission, TxHash, TxStatus,

@@ -9,4 +9,5 @@ pub mod audit;
 pub mod config;
 pub mod keys;
 pub mod operator;
+pub mod receipt;
 pub mod telemetry;

@@ -31,8 +31,8 @@ pub use receipt::{
 };
 pub use service::{NewRecordRequest, RecordPage, RecordService};
 pub use types::{
-    anchor_hash, anchor_hash_of, record_aad, AnchorFields, BatchPlacement, Cursor, ListQuery, MedicalRecord, PatientSelector, RecordFilter,
-    RecordId, RecordType, StoredRecord,
+    anchor_hash, anchor_hash_of, record_aad, AnchorFields, BatchPlacement, Cursor, ListQuery,
+    MedicalRecord, PatientSelector, RecordFilter, RecordId, RecordType, StoredRecord,
 };
 pub use verify::{Check, CheckOutcome, Verification};
 

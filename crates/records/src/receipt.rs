@@ -154,32 +154,68 @@ impl Receipt {
     pub fn check_offline(&self, content: Option<&[u8]>) -> Vec<ReceiptCheck> {
         let mut checks = Vec::new();
         if self.format == RECEIPT_FORMAT && self.version == RECEIPT_VERSION {
-            checks.push(ReceiptCheck::pass("format", format!("{RECEIPT_FORMAT} version {RECEIPT_VERSION}")));
+            checks.push(ReceiptCheck::pass(
+                "format",
+                format!("{RECEIPT_FORMAT} version {RECEIPT_VERSION}"),
+            ));
         } else {
-            checks.push(ReceiptCheck::fail("format", format!("format {} version {} is not {RECEIPT_FORMAT} version {RECEIPT_VERSION}", self.format, self.version)));
+            checks.push(ReceiptCheck::fail(
+                "format",
+                format!(
+                    "format {} version {} is not {RECEIPT_FORMAT} version {RECEIPT_VERSION}",
+                    self.format, self.version
+                ),
+            ));
         }
 
         if let Some(content) = content {
             let actual = sha256(content);
             checks.push(if actual == self.leaf.data_hash {
-                ReceiptCheck::pass("content", "SHA-256 of the content file equals leaf.data_hash")
+                ReceiptCheck::pass(
+                    "content",
+                    "SHA-256 of the content file equals leaf.data_hash",
+                )
             } else {
-                ReceiptCheck::fail("content", format!("SHA-256 of the content file is {actual}, but leaf.data_hash is {}", self.leaf.data_hash))
+                ReceiptCheck::fail(
+                    "content",
+                    format!(
+                        "SHA-256 of the content file is {actual}, but leaf.data_hash is {}",
+                        self.leaf.data_hash
+                    ),
+                )
             });
         }
 
         let anchor_hash = self.recomputed_anchor_hash();
         checks.push(if anchor_hash == self.leaf.anchor_hash {
-            ReceiptCheck::pass("anchor_hash", format!("the leaf inputs hash to {anchor_hash}"))
+            ReceiptCheck::pass(
+                "anchor_hash",
+                format!("the leaf inputs hash to {anchor_hash}"),
+            )
         } else {
-            ReceiptCheck::fail("anchor_hash", format!("the leaf inputs hash to {anchor_hash}, but leaf.anchor_hash is {}", self.leaf.anchor_hash))
+            ReceiptCheck::fail(
+                "anchor_hash",
+                format!(
+                    "the leaf inputs hash to {anchor_hash}, but leaf.anchor_hash is {}",
+                    self.leaf.anchor_hash
+                ),
+            )
         });
 
         let leaf = leaf_hash(&self.leaf.salt, &anchor_hash);
         checks.push(if leaf == self.leaf_hash {
-            ReceiptCheck::pass("leaf_hash", format!("SHA-256(0x00 || salt || anchor_hash) is {leaf}"))
+            ReceiptCheck::pass(
+                "leaf_hash",
+                format!("SHA-256(0x00 || salt || anchor_hash) is {leaf}"),
+            )
         } else {
-            ReceiptCheck::fail("leaf_hash", format!("SHA-256(0x00 || salt || anchor_hash) is {leaf}, but leaf_hash is {}", self.leaf_hash))
+            ReceiptCheck::fail(
+                "leaf_hash",
+                format!(
+                    "SHA-256(0x00 || salt || anchor_hash) is {leaf}, but leaf_hash is {}",
+                    self.leaf_hash
+                ),
+            )
         });
 
         checks.push(self.check_path(&leaf));
@@ -203,9 +239,18 @@ impl Receipt {
         }
         let reached = fold_steps(leaf, &self.path);
         if reached == self.root {
-            ReceiptCheck::pass("merkle_path", format!("the path leads from leaf {} of {} to the root {reached}", self.leaf_index, self.leaf_count))
+            ReceiptCheck::pass(
+                "merkle_path",
+                format!(
+                    "the path leads from leaf {} of {} to the root {reached}",
+                    self.leaf_index, self.leaf_count
+                ),
+            )
         } else {
-            ReceiptCheck::fail("merkle_path", format!("the path leads to {reached}, but the root is {}", self.root))
+            ReceiptCheck::fail(
+                "merkle_path",
+                format!("the path leads to {reached}, but the root is {}", self.root),
+            )
         }
     }
 }
@@ -310,7 +355,10 @@ mod tests {
         let mut bytes = *salt.leaf.salt.as_bytes();
         bytes[0] ^= 1;
         salt.leaf.salt = Salt::from_bytes(bytes);
-        assert_eq!(failed(&salt.check_offline(None)), ["leaf_hash", "merkle_path"]);
+        assert_eq!(
+            failed(&salt.check_offline(None)),
+            ["leaf_hash", "merkle_path"]
+        );
 
         let mut data = receipt.clone();
         data.leaf.data_hash = flip(data.leaf.data_hash);

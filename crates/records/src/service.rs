@@ -11,11 +11,11 @@ use uuid::Uuid;
 use crate::consent::{Access, AccessBasis, AccessGrants};
 use crate::error::{AccessDenial, RecordError};
 use crate::ports::{ConsentStore, JobSignal, RecordStore, RecordStoreError};
+use crate::receipt::Receipt;
 use crate::types::{
     anchor_hash, record_aad, Cursor, ListQuery, MedicalRecord, PatientSelector, RecordFilter,
     RecordId, RecordType, StoredRecord,
 };
-use crate::receipt::Receipt;
 use crate::verify::{self, Verification};
 
 /// A create request after JSON decoding, before validation.

@@ -212,7 +212,16 @@ async fn check_chain(
     }
 
     if let Some(placement) = &record.batch {
-        check_batch(stored, placement, recomputed, tx_hash, block_number, ledger, checks).await;
+        check_batch(
+            stored,
+            placement,
+            recomputed,
+            tx_hash,
+            block_number,
+            ledger,
+            checks,
+        )
+        .await;
         return;
     }
 
@@ -371,8 +380,20 @@ async fn check_batch(
             checks.pass("chain_entry", format!("the record's leaf {} of {} leads to the batch root {root}, anchored in block {block_number}", placement.proof.leaf_index, placement.proof.leaf_count));
             let did = Did::for_user(record.patient_id);
             checks.pass("owner", format!("the anchored leaf commits to the patient {did}; batch anchors keep it off the chain"));
-            checks.pass("record_type", format!("the anchored leaf commits to the type {}; batch anchors keep it off the chain", record.record_type.as_str()));
-            checks.pass("timestamp", format!("the anchored leaf commits to the creation time {} (Unix seconds)", record.created_at.timestamp()));
+            checks.pass(
+                "record_type",
+                format!(
+                    "the anchored leaf commits to the type {}; batch anchors keep it off the chain",
+                    record.record_type.as_str()
+                ),
+            );
+            checks.pass(
+                "timestamp",
+                format!(
+                    "the anchored leaf commits to the creation time {} (Unix seconds)",
+                    record.created_at.timestamp()
+                ),
+            );
         }
     }
 }
@@ -388,10 +409,16 @@ fn chain_entry_problem(
         return Some(format!("the batch root was anchored by transaction {written_by}, but the record stores {tx_hash}"));
     }
     if entry.block_number != block_number {
-        return Some(format!("the batch root was anchored in block {}, but the record stores block {block_number}", entry.block_number));
+        return Some(format!(
+            "the batch root was anchored in block {}, but the record stores block {block_number}",
+            entry.block_number
+        ));
     }
     if entry.leaf_count != placement.proof.leaf_count {
-        return Some(format!("the chain stores {} leaves under the root, but the record's path is for {}", entry.leaf_count, placement.proof.leaf_count));
+        return Some(format!(
+            "the chain stores {} leaves under the root, but the record's path is for {}",
+            entry.leaf_count, placement.proof.leaf_count
+        ));
     }
     None
 }

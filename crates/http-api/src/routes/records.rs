@@ -350,6 +350,33 @@ pub async fn verify(
     Ok(HttpResponse::Ok().json(VerificationBody::from(&report)))
 }
 
+/// `GET /medical-records/{record_id}/proof`: the record's anchor receipt,
+/// for the callers who may read the record, audited as `record.proof`.
+pub async fn proof(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    origin: RequestOrigin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_record_id(&path)?;
+
+    let result = state.records.receipt_with_basis(&caller.0, id).await;
+
+    let access = match &result {
+        Ok((_, owner, basis)) => Ok((*owner, *basis)),
+        Err(error @ (RecordError::NotAnchored | RecordError::AnchoredPerRecord)) => {
+            match state.records.owner_of(id).await? {
+                Some(owner) => Ok((owner, None)),
+                None => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    audit_record_access(&state, &origin, &caller.0, Action::RecordProof, id, access).await?;
+    let (receipt, _, _) = result?;
+    Ok(HttpResponse::Ok().json(receipt))
+}
+
 /// Records a read or verify of record `id`. `access` is the record's owner
 /// and what let a doctor in when the service granted access, or its error
 /// otherwise. A denied access (a patient's 404, a doctor's 403
