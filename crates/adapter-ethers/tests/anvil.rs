@@ -32,8 +32,8 @@ use uuid::Uuid;
 /// Addresses of the first four contracts anvil's first account creates
 /// (nonces 0 to 3), which `deploy_contracts` deploys in this order:
 /// `UserRegistry`, `MedicalRecordRegistry`, `ConsentRegistry`,
-/// `AuditAnchorRegistry`. The deployments fill blocks 1 to 4, so a test's
-/// first transaction is mined in block 5.
+/// `AuditAnchorRegistry`, then `BatchAnchorRegistry`. The deployments fill
+/// blocks 1 to 5, so a test's first transaction is mined in block 6.
 const USER_REGISTRY_ADDRESS: &str = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
 const RECORD_REGISTRY_ADDRESS: &str = "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512";
 const CONSENT_REGISTRY_ADDRESS: &str = "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0";
@@ -148,7 +148,7 @@ async fn deploy_writes_manifest_that_passes_check() {
         ledger.status().await,
         Ok(ChainStatus {
             chain_id: ANVIL_CHAIN_ID,
-            block_number: 4
+            block_number: 6
         })
     );
 }
@@ -184,7 +184,7 @@ async fn register_user_is_mined_and_readable() {
 
     let anchor = mined(ledger.submit(&job).await.unwrap());
 
-    assert_eq!(anchor.block_number, 5);
+    assert_eq!(anchor.block_number, 6);
     assert_eq!(
         ledger.transaction_status(&anchor.tx_hash).await,
         Ok(TxStatus::Mined(anchor))
@@ -194,7 +194,7 @@ async fn register_user_is_mined_and_readable() {
         Ok(Some(RegisteredUser {
             did: "did:meditrustal:user7".to_owned(),
             role: ChainRole::Doctor,
-            block_number: 5,
+            block_number: 6,
         }))
     );
     assert_eq!(
@@ -213,7 +213,7 @@ async fn duplicate_registration_returns_original_transaction() {
     let second = ledger.submit(&job).await.unwrap();
 
     assert_eq!(second, first);
-    assert_eq!(mined(second).block_number, 5);
+    assert_eq!(mined(second).block_number, 6);
     let head = node.provider().unwrap().get_block_number().await.unwrap();
     assert_eq!(head.as_u64(), 5, "the resend must not send a transaction");
 }
@@ -256,14 +256,14 @@ async fn anchored_record_reads_back_exact_fields() {
             .unwrap(),
     );
 
-    assert_eq!(anchor.block_number, 5);
+    assert_eq!(anchor.block_number, 6);
     assert_eq!(
         ledger.find_record(&anchor_job.anchor_hash).await,
         Ok(Some(OnChainRecord {
             patient_did: "did:meditrustal:patient".to_owned(),
             record_type: "LAB_RESULT".to_owned(),
             timestamp: 1_767_225_601,
-            block_number: 5,
+            block_number: 6,
             tx_hash: Some(anchor.tx_hash),
         }))
     );
@@ -400,7 +400,7 @@ async fn racing_resends_return_first_transaction() {
 
     let first = mined(first.unwrap());
     assert_eq!(mined(second.unwrap()), first);
-    assert_eq!(first.block_number, 5);
+    assert_eq!(first.block_number, 6);
     let block = node
         .provider()
         .unwrap()
@@ -484,7 +484,7 @@ async fn nonce_recovers_after_chain_reset() {
         .unwrap()
         .unwrap();
     assert_eq!(transaction.nonce.as_u64(), 4);
-    assert_eq!(anchor.block_number, 5);
+    assert_eq!(anchor.block_number, 6);
 }
 
 #[tokio::test]
@@ -659,7 +659,7 @@ async fn automine_off_returns_sent_then_mined() {
         ledger.transaction_status(&tx_hash).await,
         Ok(TxStatus::Mined(ChainAnchor {
             tx_hash,
-            block_number: 5
+            block_number: 6
         }))
     );
 }
