@@ -148,7 +148,7 @@ async fn deploy_writes_manifest_that_passes_check() {
         ledger.status().await,
         Ok(ChainStatus {
             chain_id: ANVIL_CHAIN_ID,
-            block_number: 6
+            block_number: 5
         })
     );
 }
@@ -215,7 +215,7 @@ async fn duplicate_registration_returns_original_transaction() {
     assert_eq!(second, first);
     assert_eq!(mined(second).block_number, 6);
     let head = node.provider().unwrap().get_block_number().await.unwrap();
-    assert_eq!(head.as_u64(), 5, "the resend must not send a transaction");
+    assert_eq!(head.as_u64(), 6, "the resend must not send a transaction");
 }
 
 #[tokio::test]
@@ -342,7 +342,7 @@ async fn unauthorized_sender_is_rejected_with_decoded_error() {
     let head = node.provider().unwrap().get_block_number().await.unwrap();
     assert_eq!(
         head.as_u64(),
-        4,
+        5,
         "a rejected job must not send a transaction"
     );
 }
@@ -371,8 +371,8 @@ async fn concurrent_submits_get_consecutive_nonces() {
         nonces.push(transaction.nonce.as_u64());
     }
     nonces.sort_unstable();
-    // Nonces 0 to 3 went to the four deployments.
-    assert_eq!(nonces, (4..24).collect::<Vec<u64>>());
+    // Nonces 0 to 4 went to the five deployments.
+    assert_eq!(nonces, (5..25).collect::<Vec<u64>>());
     for seed in 100..120 {
         let found = ledger.find_record(&record(seed).anchor_hash).await.unwrap();
         assert_eq!(
@@ -404,7 +404,7 @@ async fn racing_resends_return_first_transaction() {
     let block = node
         .provider()
         .unwrap()
-        .get_block(5u64)
+        .get_block(6u64)
         .await
         .unwrap()
         .unwrap();
@@ -428,7 +428,7 @@ async fn nonce_recovers_after_foreign_send() {
         .await
         .unwrap();
 
-    // A second deployment takes nonces 5 to 8 behind the ledger's back.
+    // A second deployment takes nonces 6 to 10 behind the ledger's back.
     deploy_contracts(&test_config(&node)).await.unwrap();
     let anchor = mined(
         ledger
@@ -445,8 +445,8 @@ async fn nonce_recovers_after_foreign_send() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transaction.nonce.as_u64(), 9);
-    assert_eq!(anchor.block_number, 10);
+    assert_eq!(transaction.nonce.as_u64(), 11);
+    assert_eq!(anchor.block_number, 12);
 }
 
 #[tokio::test]
@@ -483,7 +483,7 @@ async fn nonce_recovers_after_chain_reset() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transaction.nonce.as_u64(), 4);
+    assert_eq!(transaction.nonce.as_u64(), 5);
     assert_eq!(anchor.block_number, 6);
 }
 
@@ -692,7 +692,7 @@ async fn audit_heads_are_anchored_and_listed_in_order() {
             .iter()
             .map(|head| head.block_number)
             .collect::<Vec<_>>(),
-        vec![5, 6, 7]
+        vec![6, 7, 8]
     );
 }
 
@@ -707,7 +707,7 @@ async fn resent_audit_head_returns_original_transaction() {
 
     assert_eq!(second, first);
     let head = node.provider().unwrap().get_block_number().await.unwrap();
-    assert_eq!(head.as_u64(), 5, "the resend must not send a transaction");
+    assert_eq!(head.as_u64(), 6, "the resend must not send a transaction");
 }
 
 #[tokio::test]
@@ -820,6 +820,10 @@ fn compile_check_names_a_stale_artifact() {
         "out/MedicalRecordRegistry.json",
         "out/ConsentRegistry.json",
         "out/AuditAnchorRegistry.json",
+        "BatchAnchorRegistry.sol",
+        "out/BatchAnchorRegistry.json",
+        "EventOnlyBatchAnchor.sol",
+        "out/EventOnlyBatchAnchor.json",
     ] {
         std::fs::copy(contracts_dir().join(file), copy.join(file)).unwrap();
     }
