@@ -368,6 +368,16 @@ fn test_keys(anvil: &AnvilNode) -> Keys {
     }
 }
 
+/// Anchoring mode of test servers: `batch` unless
+/// `MEDITRUSTAL_TEST_ANCHOR_MODE=per_record`, so the whole suite can run in
+/// either mode.
+pub fn anchor_mode_from_env() -> meditrustal_ledger::AnchorMode {
+    match std::env::var("MEDITRUSTAL_TEST_ANCHOR_MODE").as_deref() {
+        Ok("per_record") => meditrustal_ledger::AnchorMode::PerRecord,
+        _ => meditrustal_ledger::AnchorMode::Batch,
+    }
+}
+
 fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path::Path) -> Settings {
     Settings {
         data_dir: data_dir.to_path_buf(),
@@ -398,6 +408,9 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             registrar_key: None,
         },
         anchoring: AnchoringSettings {
+            mode: anchor_mode_from_env(),
+            batch_max_records: 1024,
+            batch_max_wait_ms: 100,
             poll_interval_ms: 50,
             batch_size: 32,
             initial_backoff_ms: 100,

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::{DatabaseError, QueryError};
 use crate::pool::Pool;
-use crate::records::StoredRecordRow;
+use crate::records::{batch_columns_of, StoredRecordRow};
 use crate::schema::{master_keys, medical_records, totp_credentials, user_keys};
 
 /// A table whose rows hold a data key wrapped by a master key.
@@ -217,12 +217,16 @@ fn rewrap_records(
         .for_update()
         .load(conn)?;
 
+    let ids: Vec<Uuid> = rows.iter().map(StoredRecordRow::id).collect();
+    let mut placements = batch_columns_of(conn, &ids)?;
+
     let mut batch = RewrapBatch {
         rewrapped: 0,
         last_id: None,
     };
     for row in rows {
-        let stored = row.into_stored().map_err(BatchError::Query)?;
+        let placement = placements.remove(&row.id()).flatten();
+        let stored = row.into_stored(placement).map_err(BatchError::Query)?;
         let id = stored.record.id.0;
         let sealed =
             meditrustal_crypto::rewrap(keys, &stored.sealed, &record_aad(&stored.record), target)

@@ -4,6 +4,7 @@
 //! [`RecordStore`](meditrustal_records::RecordStore),
 //! [`ConsentStore`](meditrustal_records::ConsentStore),
 //! [`OutboxStore`](meditrustal_ledger::OutboxStore),
+//! [`BatchStore`](meditrustal_ledger::BatchStore),
 //! [`AuditStore`](meditrustal_audit::AuditStore), and the session,
 //! throttle, one-time token and MFA stores of the identity crate) with
 //! Diesel and a deadpool connection pool, plus the schema migrations and
@@ -20,6 +21,7 @@
 
 mod admin;
 mod audit;
+mod batches;
 mod consents;
 mod convert;
 mod error;
@@ -44,6 +46,7 @@ mod users;
 
 pub use admin::PgUserAdminStore;
 pub use audit::{AppendOnlyGaps, PgAuditStore};
+pub use batches::PgBatchStore;
 pub use consents::PgConsentStore;
 pub use error::DatabaseError;
 pub use key_rotation::{

@@ -184,6 +184,16 @@ fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey, CryptoError> {
     Ok(LessSafeKey::new(unbound))
 }
 
+/// Returns 32 bytes from the system's cryptographically secure random
+/// number generator. Errors: [`CryptoError::Random`].
+pub fn random_bytes_32() -> Result<[u8; 32], CryptoError> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| CryptoError::Random)?;
+    Ok(bytes)
+}
+
 fn random_nonce(rng: &dyn SecureRandom) -> Result<[u8; NONCE_LEN], CryptoError> {
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill(&mut nonce).map_err(|_| CryptoError::Random)?;

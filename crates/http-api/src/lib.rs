@@ -225,7 +225,8 @@ fn add_record_routes(table: &mut RouteTable<'_>) {
         .route(records::__path_list_mine, records::list_mine)
         .route(records::__path_list_for_patient, records::list_for_patient)
         .route(records::__path_read, records::read)
-        .route(records::__path_verify, records::verify);
+        .route(records::__path_verify, records::verify)
+        .route(records::__path_proof, records::proof);
 }
 
 fn add_consent_routes(table: &mut RouteTable<'_>) {

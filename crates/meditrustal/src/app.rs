@@ -15,8 +15,9 @@ use meditrustal_adapter_paseto::{
     BcryptHasher, PasetoTokens, SigningKey, SigningSeed, TokenConfig, TokenKeyId, VerifyingKey,
 };
 use meditrustal_adapter_postgres::{
-    PgAuditStore, PgConsentStore, PgLoginThrottle, PgMailOutbox, PgMfaStore, PgOneTimeTokenStore,
-    PgOutboxStore, PgRecordStore, PgSessionStore, PgUserAdminStore, PgUserStore, Pool, PoolConfig,
+    PgAuditStore, PgBatchStore, PgConsentStore, PgLoginThrottle, PgMailOutbox, PgMfaStore,
+    PgOneTimeTokenStore, PgOutboxStore, PgRecordStore, PgSessionStore, PgUserAdminStore,
+    PgUserStore, Pool, PoolConfig,
 };
 use meditrustal_audit::AuditService;
 use meditrustal_crypto::KeyProvider;
@@ -26,7 +27,9 @@ use meditrustal_http_api::{
 use meditrustal_identity::{
     AdminService, IdentityService, SecurityPolicy, SecurityPorts, ThrottlePolicy,
 };
-use meditrustal_ledger::{BackoffPolicy, Ledger, OutboxProcessor};
+use meditrustal_ledger::{
+    AnchorMode, BackoffPolicy, BatchAnchorer, BatchPolicy, BatchRound, Ledger, OutboxProcessor,
+};
 use meditrustal_records::{ConsentService, JobSignal, RecordService};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{watch, Notify};
@@ -49,6 +52,8 @@ pub struct Running {
     metrics_server: Option<actix_web::dev::Server>,
     worker: JoinHandle<()>,
     anchoring: JoinHandle<()>,
+    /// The batcher, in batch mode.
+    batcher: Option<JoinHandle<()>>,
     stop_worker: watch::Sender<bool>,
     shutdown_timeout: Duration,
 }
@@ -88,6 +93,11 @@ impl Running {
         }
         if let Err(error) = self.anchoring.await {
             tracing::error!(%error, "audit anchoring task ended abnormally");
+        }
+        if let Some(batcher) = self.batcher {
+            if let Err(error) = batcher.await {
+                tracing::error!(%error, "record batcher ended abnormally");
+            }
         }
         served.context("HTTP server failed")
     }
@@ -147,7 +157,7 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
 
     let chain_errors = Arc::new(ChainErrorCounts::default());
     let observed_ledger = Arc::new(ObservedLedger::new(ledger.clone(), chain_errors.clone()));
-    let signal = Arc::new(WorkerSignal(Notify::new()));
+    let signal = Arc::new(WorkerSignal::default());
     let keyring = Arc::new(keys.master);
     let identity =
         identity_service(settings, &keys.signing_key, pool.clone(), keyring.clone()).await?;
@@ -232,11 +242,13 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         .map(|listener| meditrustal_http_api::metrics_server(listener, metrics))
         .transpose()?;
 
-    let processor = OutboxProcessor::new(
-        Arc::new(PgOutboxStore::new(pool)),
-        observed_ledger,
-        backoff_policy(settings),
-    );
+    let mode = settings.anchoring.mode;
+    let outbox = match mode {
+        AnchorMode::Batch => PgOutboxStore::for_batch_mode(pool.clone()),
+        AnchorMode::PerRecord => PgOutboxStore::new(pool.clone()),
+    };
+    let processor =
+        OutboxProcessor::new(Arc::new(outbox), observed_ledger, backoff_policy(settings));
     let (stop_worker, stopped) = watch::channel(false);
     let idle = Duration::from_millis(settings.anchoring.poll_interval_ms);
     let anchor_interval = Duration::from_millis(settings.audit.anchor_interval_ms.max(1));
@@ -246,9 +258,14 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         anchor_interval,
         stopped.clone(),
     ));
+    let batcher = (mode == AnchorMode::Batch).then(|| {
+        let anchorer =
+            BatchAnchorer::new(Arc::new(PgBatchStore::new(pool)), batch_policy(settings));
+        tokio::spawn(run_batcher(anchorer, signal.clone(), idle, stopped.clone()))
+    });
     let worker = tokio::spawn(run_worker(processor, signal, idle, stopped));
 
-    tracing::info!(%address, ?metrics_address, "MediTrustAl listening");
+    tracing::info!(%address, ?metrics_address, anchoring.mode = mode.as_str(), "MediTrustAl listening");
     Ok(Running {
         address,
         metrics_address,
@@ -256,6 +273,7 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         metrics_server,
         worker,
         anchoring,
+        batcher,
         stop_worker,
         shutdown_timeout,
     })
@@ -429,13 +447,65 @@ fn backoff_policy(settings: &Settings) -> BackoffPolicy {
     }
 }
 
-/// Wakes the outbox worker when a request commits a job.
-struct WorkerSignal(Notify);
+fn batch_policy(settings: &Settings) -> BatchPolicy {
+    let anchoring = &settings.anchoring;
+    BatchPolicy {
+        max_records: anchoring.batch_max_records.max(1),
+        max_wait: Duration::from_millis(anchoring.batch_max_wait_ms),
+        lease: Duration::from_secs(anchoring.lease_secs),
+    }
+}
+
+/// Wakes the outbox worker and the batcher when a request commits a job.
+#[derive(Default)]
+struct WorkerSignal {
+    outbox: Notify,
+    batcher: Notify,
+}
 
 impl JobSignal for WorkerSignal {
     fn job_enqueued(&self) {
-        self.0.notify_one();
+        self.outbox.notify_one();
+        self.batcher.notify_one();
     }
+}
+
+/// Forms record batches until the stop signal: when `max_records` records
+/// wait or the oldest has waited `max_wait`, then wakes the outbox worker
+/// to send the batch.
+async fn run_batcher(
+    anchorer: BatchAnchorer,
+    signal: Arc<WorkerSignal>,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    tracing::info!("record batcher started");
+    loop {
+        let pause = match anchorer.run_once(chrono::Utc::now()).await {
+            Ok(BatchRound::Formed { .. }) => {
+                signal.outbox.notify_one();
+                Duration::ZERO
+            }
+            Ok(BatchRound::Waiting { due_at }) => (due_at - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(idle),
+            Ok(BatchRound::Idle) => idle,
+            Err(error) => {
+                tracing::warn!(%error, "record batch not formed; retrying");
+                idle
+            }
+        };
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            () = signal.batcher.notified() => {}
+            () = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    tracing::info!("record batcher stopped");
 }
 
 /// Runs outbox rounds until the stop signal: at once while jobs keep coming,
@@ -460,7 +530,7 @@ async fn run_worker(
             Err(error) => tracing::warn!(%error, "outbox round failed; retrying"),
         }
         tokio::select! {
-            () = signal.0.notified() => {}
+            () = signal.outbox.notified() => {}
             () = tokio::time::sleep(idle) => {}
             _ = stop.changed() => break,
         }

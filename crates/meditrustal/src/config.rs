@@ -115,9 +115,16 @@ pub struct ChainSettings {
     pub registrar_key: Option<SecretString>,
 }
 
-/// Outbox worker settings.
+/// Outbox worker and record anchoring settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct AnchoringSettings {
+    /// `batch` (one Merkle root per transaction, the default) or
+    /// `per_record` (one `addRecord` transaction per record).
+    pub mode: meditrustal_ledger::AnchorMode,
+    /// Most records in one batch.
+    pub batch_max_records: u32,
+    /// Longest wait of a record for its batch to fill, in milliseconds.
+    pub batch_max_wait_ms: u64,
     /// Idle poll interval, in milliseconds.
     pub poll_interval_ms: u64,
     /// Jobs claimed per round.

@@ -12,5 +12,6 @@ pub mod keys;
 pub mod metrics;
 pub mod operator;
 pub mod progress;
+pub mod receipt;
 pub mod rotation;
 pub mod telemetry;

@@ -14,7 +14,7 @@ use meditrustal::operator::{self, NewAdmin};
 use meditrustal::progress::Progress;
 use meditrustal::{backup, rotation};
 use meditrustal_adapter_ethers::{
-    check_deployment, deploy_audit_anchor_registry, deploy_contracts, DeploymentError,
+    check_deployment, deploy_contracts, deploy_missing_contracts, DeploymentError,
     DeploymentManifest,
 };
 
@@ -59,6 +59,20 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Check a record's anchor receipt (from GET
+    /// /medical-records/{id}/proof) against a chain node, without our
+    /// database or configuration; exit 1 if any check fails.
+    VerifyReceipt {
+        /// The receipt JSON file.
+        file: PathBuf,
+        /// JSON-RPC URL of a node of the receipt's chain.
+        #[arg(long = "rpc")]
+        rpc_url: String,
+        /// The record content (`raw_data`), to check it against the
+        /// receipt's data hash.
+        #[arg(long)]
+        content: Option<PathBuf>,
     },
     /// Create or promote admin accounts; the API never does.
     Admin {
@@ -142,6 +156,14 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::VerifyReceipt {
+        file,
+        rpc_url,
+        content,
+    } = &cli.command
+    {
+        return verify_receipt(file, rpc_url, content.as_deref());
+    }
     let settings = match Settings::load(&cli.config_dir, &cli.environment) {
         Ok(settings) => settings,
         Err(error) => {
@@ -230,6 +252,50 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::VerifyReceipt { .. } => {
+            anyhow::bail!("verify-receipt runs without configuration")
+        }
+    }
+}
+
+/// Runs `verify-receipt`: prints each check, exits 1 if any failed and 2
+/// if the receipt could not be read.
+fn verify_receipt(
+    file: &std::path::Path,
+    rpc_url: &str,
+    content: Option<&std::path::Path>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks =
+        match runtime.block_on(meditrustal::receipt::verify_receipt(file, rpc_url, content)) {
+            Ok(checks) => checks,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return ExitCode::from(2);
+            }
+        };
+    for check in &checks {
+        println!("{}", meditrustal::receipt::describe(check));
+    }
+    let failed = checks.iter().filter(|check| !check.passed).count();
+    if failed == 0 {
+        println!("receipt verified: {} checks passed", checks.len());
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "receipt NOT verified: {failed} of {} checks failed",
+            checks.len()
+        );
+        ExitCode::FAILURE
     }
 }
 
@@ -337,7 +403,7 @@ async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> a
                         contract,
                         "deployment predates a contract; deploying it alone"
                     );
-                    let updated = deploy_audit_anchor_registry(&config, &manifest)
+                    let updated = deploy_missing_contracts(&config, &manifest)
                         .await
                         .context("deployment failed")?;
                     updated.save(&path)?;

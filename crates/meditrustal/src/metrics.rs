@@ -12,8 +12,8 @@ use meditrustal_http_api::{
     HistogramSample, MetricsSource, OutboxSample, PoolSample, ServiceSample,
 };
 use meditrustal_ledger::{
-    ChainStatus, Ledger, LedgerError, LedgerJob, OnChainConsent, OnChainRecord, Submission, TxHash,
-    TxStatus,
+    ChainStatus, ContractLocation, Ledger, LedgerError, LedgerJob, OnChainBatch, OnChainConsent,
+    OnChainRecord, Submission, TxHash, TxStatus,
 };
 
 /// Upper bounds of the anchoring delay buckets, in seconds.
@@ -90,6 +90,14 @@ impl<L: Ledger> Ledger for ObservedLedger<L> {
         anchor_hash: &Digest,
     ) -> Result<Option<OnChainRecord>, LedgerError> {
         self.observe(self.inner.find_record(anchor_hash).await)
+    }
+
+    async fn find_batch(&self, root: &Digest) -> Result<Option<OnChainBatch>, LedgerError> {
+        self.observe(self.inner.find_batch(root).await)
+    }
+
+    fn batch_registry(&self) -> Option<ContractLocation> {
+        self.inner.batch_registry()
     }
 
     async fn find_consent(

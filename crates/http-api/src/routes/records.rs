@@ -445,6 +445,106 @@ pub async fn verify(
     Ok(HttpResponse::Ok().json(VerificationBody::from(&report)))
 }
 
+/// Schema of the receipt that `proof` returns; the body itself is the
+/// serialized `meditrustal_records::Receipt`, which this mirrors for the
+/// API description. Hashes and the salt are 64 lowercase hex digits.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "only describes the receipt JSON")]
+pub(crate) struct ReceiptSchema {
+    /// Always `meditrustal.batch-receipt`.
+    format: String,
+    /// Format version.
+    version: u32,
+    leaf: LeafInputsSchema,
+    /// `SHA-256(0x00 || salt || anchor_hash)`.
+    leaf_hash: String,
+    /// Position of the leaf in the batch, from 0.
+    leaf_index: u64,
+    /// Number of leaves in the batch.
+    leaf_count: u64,
+    /// Sibling hashes from the leaf up.
+    path: Vec<ProofStepSchema>,
+    /// The batch's Merkle root.
+    root: String,
+    anchor: ReceiptAnchorSchema,
+}
+
+/// The values a receipt's leaf commits to.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "only describes the receipt JSON")]
+pub(crate) struct LeafInputsSchema {
+    salt: String,
+    record_id: uuid::Uuid,
+    data_hash: String,
+    patient_did: String,
+    record_type: String,
+    metadata_json: Option<String>,
+    created_at_unix: i64,
+    anchor_hash: String,
+}
+
+/// One step of a Merkle path.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "only describes the receipt JSON")]
+pub(crate) struct ProofStepSchema {
+    /// `left` or `right`: where the sibling goes when hashed.
+    side: String,
+    hash: String,
+}
+
+/// Where the batch root was anchored.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "only describes the receipt JSON")]
+pub(crate) struct ReceiptAnchorSchema {
+    chain_id: u64,
+    contract_address: String,
+    tx_hash: String,
+    block_number: u64,
+}
+
+problems!(ProofProblems: BEARER, STORE, AUDITED, &[
+    (403, &["consent_required"]),
+    (404, &["record_not_found"]),
+    (409, &["record_not_anchored", "receipt_not_available"]),
+    (500, &["integrity_check_failed"]),
+]);
+
+/// `GET /medical-records/{record_id}/proof`: the record's anchor receipt,
+/// for the callers who may read the record, audited as `record.proof`.
+#[utoipa::path(
+    get,
+    operation_id = "record_receipt",
+    path = "/medical-records/{record_id}/proof",
+    tag = "records",
+    security(("bearer" = [])),
+    params(("record_id" = String, Path, description = "The record's id")),
+    responses((status = 200, description = "The record's Merkle inclusion receipt; check it with `meditrustal verify-receipt`", body = ReceiptSchema), ProofProblems),
+)]
+pub async fn proof(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    origin: RequestOrigin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_record_id(&path)?;
+
+    let result = state.records.receipt_with_basis(&caller.0, id).await;
+
+    let access = match &result {
+        Ok((_, owner, basis)) => Ok((*owner, *basis)),
+        Err(error @ (RecordError::NotAnchored | RecordError::AnchoredPerRecord)) => {
+            match state.records.owner_of(id).await? {
+                Some(owner) => Ok((owner, None)),
+                None => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    audit_record_access(&state, &origin, &caller.0, Action::RecordProof, id, access).await?;
+    let (receipt, _, _) = result?;
+    Ok(HttpResponse::Ok().json(receipt))
+}
+
 /// Records a read or verify of record `id`. `access` is the record's owner
 /// and what let a doctor in when the service granted access, or its error
 /// otherwise. A denied access (a patient's 404, a doctor's 403
