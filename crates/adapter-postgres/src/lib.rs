@@ -4,6 +4,8 @@
 //! [`RecordStore`](meditrustal_records::RecordStore),
 //! [`ConsentStore`](meditrustal_records::ConsentStore),
 //! [`OutboxStore`](meditrustal_ledger::OutboxStore),
+//! [`WatchStore`](meditrustal_ledger::WatchStore),
+//! [`SignerLock`](meditrustal_ledger::SignerLock),
 //! [`AuditStore`](meditrustal_audit::AuditStore), and the session,
 //! throttle, one-time token and MFA stores of the identity crate) with
 //! Diesel and a deadpool connection pool, plus the schema migrations and
@@ -33,12 +35,14 @@ mod pool;
 mod records;
 mod schema;
 mod sessions;
+mod signer_lock;
 #[cfg(feature = "testing")]
 mod test_server;
 #[cfg(feature = "testing")]
 mod testing;
 mod throttle;
 mod users;
+mod watch;
 
 pub use admin::PgUserAdminStore;
 pub use audit::{AppendOnlyGaps, PgAuditStore};
@@ -53,8 +57,10 @@ pub use outbox::PgOutboxStore;
 pub use pool::{ping, Pool, PoolConfig};
 pub use records::PgRecordStore;
 pub use sessions::PgSessionStore;
+pub use signer_lock::{PgSignerLock, SIGNER_LOCK_KEY};
 pub use throttle::PgLoginThrottle;
 pub use users::PgUserStore;
+pub use watch::PgWatchStore;
 
 #[cfg(feature = "testing")]
 pub use test_server::PgServer;

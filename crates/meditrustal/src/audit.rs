@@ -39,7 +39,7 @@ pub async fn verify_chain(settings: &Settings) -> anyhow::Result<ChainReport> {
 /// Returns a fresh random secp256k1 key. The chain client needs a signer
 /// to be built, but verification sends no transaction, so the key never
 /// signs and no configured secret is read.
-fn read_only_key() -> anyhow::Result<SecretString> {
+pub(crate) fn read_only_key() -> anyhow::Result<SecretString> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     SystemRandom::new()
         .fill(bytes.as_mut())

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod chain;
 pub mod config;
 pub mod keys;
 pub mod operator;

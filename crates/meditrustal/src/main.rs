@@ -57,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Reconcile the chain with the database.
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
     /// Create or promote admin accounts; the API never does.
     Admin {
         #[command(subcommand)]
@@ -69,6 +74,14 @@ enum AuditCommand {
     /// Check every audit event from the first against the hash chain and
     /// the heads anchored on-chain; exit 1 naming the first broken event.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum ChainCommand {
+    /// Read the contracts' events up to the confirmed head, reopen the
+    /// outbox jobs whose entry the chain lost (the serving instance sends
+    /// them again), and list the events that match no job.
+    Reconcile,
 }
 
 #[derive(Subcommand)]
@@ -162,6 +175,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => verify_audit(&settings).await,
+        Command::Chain {
+            command: ChainCommand::Reconcile,
+        } => {
+            let report = meditrustal::chain::reconcile(&settings).await?;
+            println!("{}", meditrustal::chain::describe(&report));
+            Ok(())
+        }
         Command::Admin { command } => admin(&settings, command).await,
     }
 }
