@@ -63,13 +63,15 @@ impl Server {
             .env("MEDITRUSTAL__ANCHORING__LEASE_SECS", "3")
             .env("MEDITRUSTAL__ANCHORING__SIGNER_RETRY_MS", "200")
             .env("MEDITRUSTAL__AUTH__BCRYPT_COST", "4")
-            .env("MEDITRUSTAL__AUTH__SIGNING_KEY", "11".repeat(32))
-            .env("MEDITRUSTAL__CRYPTO__MASTER_KEY", "07".repeat(32))
+            // Keys with letters: the config loader reads an all-digit value
+            // as a number.
+            .env("MEDITRUSTAL__AUTH__SIGNING_KEY", "1a".repeat(32))
+            .env("MEDITRUSTAL__CRYPTO__MASTER_KEY", "a7".repeat(32))
             .env("MEDITRUSTAL__LOG__LEVEL", "info")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
             .spawn()
             .expect("starting meditrustal serve");
         Self {
@@ -98,8 +100,11 @@ impl Server {
         panic!("server did not start: {}", self.log_text());
     }
 
+    /// Standard output (the log lines) followed by standard error.
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let out = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let err = std::fs::read_to_string(self.log.with_extension("err")).unwrap_or_default();
+        out + &err
     }
 
     fn holds_signer_lock(&self) -> bool {
