@@ -476,7 +476,7 @@ mod tests {
         store
             .expect_known_entries()
             .times(1)
-            .returning(|entries| Ok(entries));
+            .returning(Ok);
         store.expect_report_unmatched().times(0);
         store.expect_save_progress().returning(|_| Ok(()));
 
