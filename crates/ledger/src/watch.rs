@@ -473,10 +473,7 @@ mod tests {
         store.expect_progress().returning(|| Ok(None));
         store.expect_anchored_above().returning(|_| Ok(vec![]));
         store.expect_anchored_jobs().returning(|_, _| Ok(vec![]));
-        store
-            .expect_known_entries()
-            .times(1)
-            .returning(Ok);
+        store.expect_known_entries().times(1).returning(Ok);
         store.expect_report_unmatched().times(0);
         store.expect_save_progress().returning(|_| Ok(()));
 

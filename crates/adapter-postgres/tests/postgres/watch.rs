@@ -188,11 +188,7 @@ async fn known_entries_match_kind_and_key() {
 
     let known = fixture
         .watch
-        .known_entries(vec![
-            fixture.job.entry.clone(),
-            other_kind,
-            unknown,
-        ])
+        .known_entries(vec![fixture.job.entry.clone(), other_kind, unknown])
         .await
         .unwrap();
 
@@ -285,6 +281,9 @@ async fn signer_lock_has_one_holder_until_its_session_ends() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(taken, "the second lock was not taken after the holder's session ended");
+    assert!(
+        taken,
+        "the second lock was not taken after the holder's session ended"
+    );
     assert!(!first.try_acquire().await.unwrap());
 }
