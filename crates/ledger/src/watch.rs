@@ -138,7 +138,9 @@ impl ChainWatcher {
         let from = self.resume_block(head, &mut report).await?;
 
         // Blocks above the head are gone, and so is every entry recorded
-        // in them.
+        // in them. NOTE: a node that lags behind another (hosted nodes
+        // behind a load balancer) also reports a lower head; the jobs are
+        // then sent again and resolve to their original transactions.
         for job in self.store.anchored_above(head).await? {
             self.reanchor(job, "its block is above the chain head", &mut report)
                 .await?;
