@@ -373,6 +373,7 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             workers: 2,
             max_body_bytes: 1024 * 1024,
             body_timeout_ms: 30_000,
+            shutdown_timeout_secs: 5,
             cors_allowed_origins: vec!["http://localhost:5173".into()],
             trusted_proxies: Vec::new(),
         },
@@ -425,6 +426,7 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
         crypto: CryptoSettings {
             master_key_id: "test-mk".into(),
             master_key: None,
+            previous_master_keys: Vec::new(),
         },
         audit: AuditSettings {
             anchor_interval_ms: 60_000,

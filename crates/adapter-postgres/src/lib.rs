@@ -25,6 +25,7 @@ mod audit;
 mod consents;
 mod convert;
 mod error;
+mod key_rotation;
 mod mail_outbox;
 mod master_keys;
 mod mfa;
@@ -48,13 +49,17 @@ pub use admin::PgUserAdminStore;
 pub use audit::{AppendOnlyGaps, PgAuditStore};
 pub use consents::PgConsentStore;
 pub use error::DatabaseError;
+pub use key_rotation::{
+    retire_master_key, rewrap_batch, wrapped_key_counts, RetireError, RewrapBatch, RewrapError,
+    SealedTable, WrappedKeyCount,
+};
 pub use mail_outbox::PgMailOutbox;
-pub use master_keys::{check_master_key, MasterKeyError};
+pub use master_keys::{check_master_key, check_previous_master_key, MasterKeyError};
 pub use mfa::PgMfaStore;
 pub use migrations::{run_migrations, MIGRATIONS};
 pub use one_time_tokens::PgOneTimeTokenStore;
 pub use outbox::PgOutboxStore;
-pub use pool::{ping, Pool, PoolConfig};
+pub use pool::{ping, public_table_count, Pool, PoolConfig};
 pub use records::PgRecordStore;
 pub use sessions::PgSessionStore;
 pub use signer_lock::{PgSignerLock, SIGNER_LOCK_KEY};

@@ -137,6 +137,28 @@ pub async fn ping(pool: &Pool) -> Result<(), DatabaseError> {
     Ok(())
 }
 
+/// Counts the tables in the `public` schema, to tell an empty database
+/// from one in use. Errors: [`DatabaseError::Unavailable`].
+pub async fn public_table_count(pool: &Pool) -> Result<u64, DatabaseError> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let row: Count = pool
+        .run(|conn| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query(
+                "SELECT count(*) AS count FROM information_schema.tables \
+                 WHERE table_schema = 'public'",
+            )
+            .get_result(conn)
+            .map_err(QueryError::from)
+        })
+        .await?;
+    Ok(u64::try_from(row.count).unwrap_or(0))
+}
+
 fn pool_error(error: PoolError) -> QueryError {
     let message = match error {
         PoolError::Timeout(TimeoutType::Wait) => {

@@ -83,7 +83,7 @@ impl NewRecordRow {
 /// Metadata and anchoring columns: everything but the sealed content.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = medical_records, check_for_backend(diesel::pg::Pg))]
-struct RecordRow {
+pub(crate) struct RecordRow {
     id: Uuid,
     patient_id: Uuid,
     record_type: String,
@@ -143,7 +143,7 @@ impl RecordRow {
 /// A full row: metadata, anchoring state and sealed content.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = medical_records, check_for_backend(diesel::pg::Pg))]
-struct StoredRecordRow {
+pub(crate) struct StoredRecordRow {
     #[diesel(embed)]
     record: RecordRow,
     key_id: String,
@@ -153,7 +153,7 @@ struct StoredRecordRow {
 }
 
 impl StoredRecordRow {
-    fn into_stored(self) -> Result<StoredRecord, QueryError> {
+    pub(crate) fn into_stored(self) -> Result<StoredRecord, QueryError> {
         let id = RecordId(self.record.id);
         let nonce = self.data_nonce.as_slice().try_into().map_err(|_| {
             convert::invalid("medical_records", id, "data_nonce", "is not 12 bytes")
@@ -168,6 +168,32 @@ impl StoredRecordRow {
             record: self.record.into_record()?,
             sealed,
         })
+    }
+}
+
+impl PgRecordStore {
+    /// Loads up to `limit` records with their sealed content in id order,
+    /// starting after `after`, for operator checks over every record.
+    /// Errors: [`RecordStoreError::Unavailable`].
+    pub async fn stored_page(
+        &self,
+        after: Option<RecordId>,
+        limit: u32,
+    ) -> Result<Vec<StoredRecord>, RecordStoreError> {
+        let after = after.map_or(Uuid::nil(), |id| id.0);
+        let stored = self
+            .pool
+            .run(move |conn| {
+                let rows: Vec<StoredRecordRow> = medical_records::table
+                    .filter(medical_records::id.gt(after))
+                    .order(medical_records::id)
+                    .limit(i64::from(limit))
+                    .select(StoredRecordRow::as_select())
+                    .load(conn)?;
+                rows.into_iter().map(StoredRecordRow::into_stored).collect()
+            })
+            .await?;
+        Ok(stored)
     }
 }
 

@@ -258,6 +258,7 @@ diesel::table! {
         key_id -> Text,
         check_value -> Bytea,
         created_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
     }
 }
 

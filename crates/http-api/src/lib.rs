@@ -78,6 +78,10 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Maximum time to receive a request body. A slower client gets 408.
     pub body_timeout: std::time::Duration,
+    /// After SIGTERM or SIGINT, how long requests in flight may take to
+    /// finish before their connections are closed. New connections are
+    /// refused from the signal on.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl HttpSettings {
@@ -96,6 +100,7 @@ pub fn server(
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let workers = settings.workers;
+    let shutdown_secs = settings.shutdown_timeout.as_secs();
     let settings = web::Data::new(settings);
 
     let mut server = HttpServer::new(move || {
@@ -112,7 +117,7 @@ pub fn server(
             .wrap(cors(&settings.cors_allowed_origins))
             .wrap(from_fn(middleware::request_context))
     })
-    .shutdown_timeout(30);
+    .shutdown_timeout(shutdown_secs);
     if workers > 0 {
         server = server.workers(workers);
     }

@@ -48,18 +48,31 @@ pub struct Running {
     worker: JoinHandle<()>,
     anchoring: JoinHandle<()>,
     stop_worker: watch::Sender<bool>,
+    shutdown_timeout: Duration,
 }
 
 impl Running {
     /// Serves until the server stops (SIGINT or SIGTERM, or a handle's
-    /// stop), then stops the worker after its current round and the audit
-    /// anchoring task.
+    /// stop), then stops the outbox worker after its current round and the
+    /// audit anchoring task. The worker gets `server.shutdown_timeout_secs`
+    /// to finish its round; a job still claimed after that keeps its lease,
+    /// and the next worker takes it over when the lease ends.
     pub async fn serve(self) -> anyhow::Result<()> {
         let served = self.server.await;
         tracing::info!("HTTP server stopped; stopping outbox worker");
         self.stop_worker.send_replace(true);
-        if let Err(error) = self.worker.await {
-            tracing::error!(%error, "outbox worker ended abnormally");
+        let mut worker = self.worker;
+        match tokio::time::timeout(self.shutdown_timeout, &mut worker).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "outbox worker ended abnormally"),
+            Err(_) => {
+                worker.abort();
+                tracing::warn!(
+                    timeout_secs = self.shutdown_timeout.as_secs(),
+                    "outbox worker did not finish its round in time; its claimed jobs are \
+                     retried when their leases end"
+                );
+            }
         }
         if let Err(error) = self.anchoring.await {
             tracing::error!(%error, "audit anchoring task ended abnormally");
@@ -118,9 +131,7 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     let ledger: Arc<EthersLedger> =
         Arc::new(EthersLedger::connect(&chain_config, manifest).context("invalid chain settings")?);
     let pool = pool(settings)?;
-    meditrustal_adapter_postgres::check_master_key(&pool, keys.master.current())
-        .await
-        .context("refusing to start")?;
+    check_master_keys(&pool, &keys.master).await?;
 
     let signal = Arc::new(WorkerSignal(Notify::new()));
     let keyring = Arc::new(keys.master);
@@ -171,12 +182,14 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         audit: audit.clone(),
         readiness,
     };
+    let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
     let http = HttpSettings {
         max_body_bytes: settings.server.max_body_bytes,
         cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
         workers: settings.server.workers,
         trusted_proxies: settings.server.trusted_proxy_networks()?,
         body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
+        shutdown_timeout,
     };
     let server = meditrustal_http_api::server(listener, state, http)?;
 
@@ -210,7 +223,27 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         worker,
         anchoring,
         stop_worker,
+        shutdown_timeout,
     })
+}
+
+/// Checks every configured master key against the check values recorded
+/// in the database: the current one must match and not be retired, and
+/// each previous one must match.
+pub async fn check_master_keys(
+    pool: &Pool,
+    keyring: &meditrustal_crypto::MasterKeyring,
+) -> anyhow::Result<()> {
+    let current = keyring.current();
+    meditrustal_adapter_postgres::check_master_key(pool, current)
+        .await
+        .context("refusing to start")?;
+    for key in keyring.keys().filter(|key| key.id() != current.id()) {
+        meditrustal_adapter_postgres::check_previous_master_key(pool, key)
+            .await
+            .context("refusing to start")?;
+    }
+    Ok(())
 }
 
 fn break_glass_duration(settings: &Settings) -> anyhow::Result<chrono::TimeDelta> {

@@ -6,8 +6,11 @@
 
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod chain;
 pub mod config;
 pub mod keys;
 pub mod operator;
+pub mod progress;
+pub mod rotation;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -10,6 +11,8 @@ use meditrustal::app;
 use meditrustal::config::Settings;
 use meditrustal::keys;
 use meditrustal::operator::{self, NewAdmin};
+use meditrustal::progress::Progress;
+use meditrustal::{backup, rotation};
 use meditrustal_adapter_ethers::{
     check_deployment, deploy_audit_anchor_registry, deploy_contracts, DeploymentError,
     DeploymentManifest,
@@ -38,7 +41,7 @@ enum Command {
     Serve,
     /// Apply pending database migrations.
     Migrate,
-    /// Print key material that operators carry between configurations.
+    /// Rotate and retire master keys, print token key material.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -66,6 +69,26 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Write the database (pg_dump) and the deployment manifest to DIR,
+    /// with a checksum manifest. Secrets are not included.
+    Backup {
+        /// New or empty folder for the backup.
+        dir: PathBuf,
+    },
+    /// Restore a backup written by `backup` into the configured database
+    /// and manifest path, then verify every record.
+    Restore {
+        /// Folder of the backup.
+        dir: PathBuf,
+        /// Drop the contents of a non-empty target database, and overwrite
+        /// another deployment manifest, instead of refusing.
+        #[arg(long)]
+        replace: bool,
+        /// Also check each anchored record against the chain at
+        /// chain.rpc_url.
+        #[arg(long)]
+        check_chain: bool,
     },
 }
 
@@ -112,6 +135,22 @@ enum KeysCommand {
     /// Print the public key of the current token signing key as
     /// kid:<64 hex digits>, the form auth.previous_public_keys takes.
     TokenPublicKey,
+    /// Re-wrap every data key under the current master key
+    /// (crypto.master_key_id); earlier keys must be in
+    /// crypto.previous_master_keys. Safe to interrupt and run again.
+    Rotate {
+        /// Data keys re-wrapped per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u32,
+        /// Stop after this many data keys (a later run continues).
+        #[arg(long)]
+        max_keys: Option<u64>,
+    },
+    /// Mark a master key retired once no data key is wrapped under it.
+    Retire {
+        /// Id of the master key to retire.
+        key_id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -161,13 +200,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             tracing::info!(applied = applied.len(), versions = ?applied, "database migrated");
             Ok(())
         }
-        Command::Keys {
-            command: KeysCommand::TokenPublicKey,
-        } => {
-            let keys = keys::resolve(&settings)?;
-            println!("{}", app::token_public_key(&settings, &keys)?);
-            Ok(())
-        }
+        Command::Keys { command } => keys_command(&settings, command).await,
         Command::DeployContracts {
             if_needed,
             fund_registrar,
@@ -183,11 +216,85 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command } => admin(&settings, command).await,
+        Command::Backup { dir } => {
+            let mut progress = Progress::start("backup", "steps", backup::BACKUP_STEPS);
+            let manifest = backup::backup(&settings, &dir, &mut progress).await?;
+            progress.finish();
+            println!(
+                "backup: wrote {} files to {}; back up the master keys ({}) separately",
+                manifest.files.len() + 1,
+                dir.display(),
+                manifest.master_key_ids.join(", ")
+            );
+            Ok(())
+        }
+        Command::Restore {
+            dir,
+            replace,
+            check_chain,
+        } => {
+            let keyring = Arc::new(keys::resolve_master(&settings)?);
+            let options = backup::RestoreOptions {
+                replace,
+                check_chain,
+            };
+            let mut progress = Progress::start("restore", "records", 0);
+            let report = backup::restore(&settings, keyring, &dir, options, &mut progress).await?;
+            progress.finish();
+            println!("{}", report.summary(check_chain));
+            if let Some(first) = report.failed.first() {
+                anyhow::bail!(
+                    "{} records failed verification; the first: {first}",
+                    report.failed.len()
+                );
+            }
+            Ok(())
+        }
     }
 }
 
+async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::TokenPublicKey => {
+            let keys = keys::resolve(settings)?;
+            println!("{}", app::token_public_key(settings, &keys)?);
+        }
+        KeysCommand::Rotate {
+            batch_size,
+            max_keys,
+        } => {
+            let keyring = Arc::new(keys::resolve_master(settings)?);
+            let pool = app::pool(settings)?;
+            let options = rotation::RotateOptions {
+                batch_size,
+                max_keys,
+            };
+            let mut progress = Progress::start("keys rotate", "data keys", 0);
+            let report = rotation::rotate(&pool, keyring, options, &mut progress).await?;
+            progress.finish();
+            pool.close();
+            tracing::info!(
+                crypto.key_id = %report.target,
+                remaining = report.remaining,
+                "master key rotation run finished"
+            );
+            println!("{}", report.summary());
+        }
+        KeysCommand::Retire { key_id } => {
+            let current = meditrustal_crypto::KeyId::new(settings.crypto.master_key_id.clone());
+            let pool = app::pool(settings)?;
+            rotation::retire(&pool, &current, &key_id).await?;
+            pool.close();
+            println!("keys retire: master key {key_id} is retired");
+        }
+    }
+    Ok(())
+}
+
 async fn verify_audit(settings: &Settings) -> anyhow::Result<()> {
-    let report = meditrustal::audit::verify_chain(settings).await?;
+    let mut progress = Progress::start("audit verify", "events", 0);
+    let report = meditrustal::audit::verify_chain_with_progress(settings, &mut progress).await?;
+    progress.finish();
     let summary = meditrustal::audit::describe(&report);
     if !report.is_intact() {
         anyhow::bail!(summary);

@@ -30,7 +30,7 @@ pub use types::{
     anchor_hash, record_aad, Cursor, ListQuery, MedicalRecord, PatientSelector, RecordFilter,
     RecordId, RecordType, StoredRecord,
 };
-pub use verify::{Check, CheckOutcome, Verification};
+pub use verify::{verify_record, Check, CheckOutcome, Verification};
 
 #[cfg(feature = "mock")]
 pub use ports::{MockConsentStore, MockJobSignal, MockRecordStore};

@@ -81,8 +81,10 @@ impl Checks {
 }
 
 /// Runs every check on `stored`. Chain errors become failed or unavailable
-/// checks; this function itself cannot fail.
-pub(crate) async fn verify_record(
+/// checks; this function itself cannot fail. The API reaches it through
+/// the access rules of [`RecordService`](crate::RecordService); operator
+/// commands, such as the check after a restore, call it directly.
+pub async fn verify_record(
     stored: &StoredRecord,
     keys: &dyn KeyProvider,
     ledger: &dyn Ledger,
