@@ -36,6 +36,9 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
+    /// `http://127.0.0.1:<port>/metrics` of the metrics listener, when
+    /// `server.metrics_bind` is set.
+    pub metrics_url: Option<String>,
     /// Client without redirects or timeouts beyond 30 s.
     pub client: reqwest::Client,
     /// The test's own database, unless the test brought a server.
@@ -137,6 +140,9 @@ impl TestApp {
 
         let running: Running = app::start(&settings, test_keys(&anvil)).await?;
         let base_url = format!("http://{}", running.address);
+        let metrics_url = running
+            .metrics_address
+            .map(|address| format!("http://{address}/metrics"));
         let handle = running.server.handle();
         let task = tokio::spawn(async move {
             let _ended = running.serve().await;
@@ -147,6 +153,7 @@ impl TestApp {
             .build()?;
         Ok(Self {
             base_url,
+            metrics_url,
             client,
             db,
             anvil,
@@ -376,6 +383,7 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             shutdown_timeout_secs: 5,
             cors_allowed_origins: vec!["http://localhost:5173".into()],
             trusted_proxies: Vec::new(),
+            metrics_bind: None,
         },
         database: DatabaseSettings {
             url: database_url,

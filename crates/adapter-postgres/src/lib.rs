@@ -37,6 +37,7 @@ mod records;
 mod schema;
 mod sessions;
 mod signer_lock;
+mod stats;
 #[cfg(feature = "testing")]
 mod test_server;
 #[cfg(feature = "testing")]
@@ -59,10 +60,11 @@ pub use mfa::PgMfaStore;
 pub use migrations::{run_migrations, MIGRATIONS};
 pub use one_time_tokens::PgOneTimeTokenStore;
 pub use outbox::PgOutboxStore;
-pub use pool::{ping, public_table_count, Pool, PoolConfig};
+pub use pool::{ping, public_table_count, Pool, PoolConfig, PoolUsage};
 pub use records::PgRecordStore;
 pub use sessions::PgSessionStore;
 pub use signer_lock::{PgSignerLock, SIGNER_LOCK_KEY};
+pub use stats::{anchoring_delays, outbox_backlog, DelayHistogram, OutboxBacklog};
 pub use throttle::PgLoginThrottle;
 pub use users::PgUserStore;
 pub use watch::PgWatchStore;

@@ -68,6 +68,19 @@ impl fmt::Debug for Pool {
     }
 }
 
+/// Connections of a pool at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Configured maximum of connections.
+    pub max_size: usize,
+    /// Open connections.
+    pub size: usize,
+    /// Open connections that are idle.
+    pub available: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
 impl Pool {
     /// Builds a pool. Connections are opened on first use, so this succeeds
     /// while the database is down. Errors: [`DatabaseError::Config`].
@@ -120,6 +133,17 @@ impl Pool {
             .interact(work)
             .await
             .map_err(|error| QueryError::Connection(format!("database call aborted: {error}")))?
+    }
+
+    /// Returns the pool's current use.
+    pub fn usage(&self) -> PoolUsage {
+        let status = self.inner.status();
+        PoolUsage {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
     }
 
     /// Closes the pool: idle connections are closed now, connections in use

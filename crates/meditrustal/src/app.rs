@@ -23,7 +23,9 @@ use meditrustal_adapter_postgres::{
 };
 use meditrustal_audit::AuditService;
 use meditrustal_crypto::KeyProvider;
-use meditrustal_http_api::{AppState, ComponentHealth, HttpSettings, ReadinessProbe};
+use meditrustal_http_api::{
+    AppState, ComponentHealth, HttpMetrics, HttpSettings, Metrics, ReadinessProbe,
+};
 use meditrustal_identity::{
     AdminService, IdentityService, SecurityPolicy, SecurityPorts, ThrottlePolicy,
 };
@@ -37,14 +39,19 @@ use tokio::task::JoinHandle;
 
 use crate::config::{AuthSettings, Settings};
 use crate::keys::Keys;
+use crate::metrics::{ChainErrorCounts, ObservedLedger, ServiceMetrics};
 
 /// A started service: the HTTP server, the outbox worker and the audit
 /// anchoring task.
 pub struct Running {
     /// The address the server listens on.
     pub address: SocketAddr,
+    /// The address of the metrics listener, when `server.metrics_bind`
+    /// is set.
+    pub metrics_address: Option<SocketAddr>,
     /// The HTTP server; await it to serve until it stops.
     pub server: actix_web::dev::Server,
+    metrics_server: Option<actix_web::dev::Server>,
     worker: JoinHandle<()>,
     anchoring: JoinHandle<()>,
     stop_worker: watch::Sender<bool>,
@@ -58,7 +65,17 @@ impl Running {
     /// to finish its round; a job still claimed after that keeps its lease,
     /// and the next worker takes it over when the lease ends.
     pub async fn serve(self) -> anyhow::Result<()> {
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let served = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            if let Err(error) = task.await {
+                tracing::error!(%error, "metrics server ended abnormally");
+            }
+        }
         tracing::info!("HTTP server stopped; stopping outbox worker");
         self.stop_worker.send_replace(true);
         let mut worker = self.worker;
@@ -133,6 +150,8 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     let pool = pool(settings)?;
     check_master_keys(&pool, &keys.master).await?;
 
+    let chain_errors = Arc::new(ChainErrorCounts::default());
+    let observed_ledger = Arc::new(ObservedLedger::new(ledger.clone(), chain_errors.clone()));
     let signal = Arc::new(WorkerSignal(Notify::new()));
     let keyring = Arc::new(keys.master);
     let identity =
@@ -142,7 +161,7 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     let records = RecordService::new(
         record_store.clone(),
         consent_store.clone(),
-        ledger.clone(),
+        observed_ledger.clone(),
         keyring.clone(),
         signal.clone(),
     );
@@ -174,6 +193,26 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
             )
         })?;
     let address = listener.local_addr()?;
+    let metrics_listener = settings
+        .server
+        .metrics_bind
+        .as_deref()
+        .map(|bind| {
+            TcpListener::bind(bind)
+                .with_context(|| format!("cannot listen on server.metrics_bind {bind}"))
+        })
+        .transpose()?;
+    let metrics_address = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let metrics = Metrics {
+        http: HttpMetrics::default(),
+        source: Arc::new(ServiceMetrics {
+            pool: pool.clone(),
+            chain_errors,
+        }),
+    };
     let state = AppState {
         identity: Arc::new(identity),
         records: Arc::new(records),
@@ -181,6 +220,7 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         admin: Arc::new(admin),
         audit: audit.clone(),
         readiness,
+        metrics: metrics.clone(),
     };
     let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
     let http = HttpSettings {
@@ -189,13 +229,17 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         workers: settings.server.workers,
         trusted_proxies: settings.server.trusted_proxy_networks()?,
         body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
+        metrics_on_api: metrics_listener.is_none(),
         shutdown_timeout,
     };
     let server = meditrustal_http_api::server(listener, state, http)?;
+    let metrics_server = metrics_listener
+        .map(|listener| meditrustal_http_api::metrics_server(listener, metrics))
+        .transpose()?;
 
     let processor = OutboxProcessor::new(
         Arc::new(PgOutboxStore::new(pool.clone())),
-        ledger.clone(),
+        observed_ledger,
         backoff_policy(settings),
     );
     let chain_watcher = watcher(settings, ledger.clone(), pool);
@@ -216,10 +260,12 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     };
     let worker = tokio::spawn(chain_work.run(stopped));
 
-    tracing::info!(%address, "MediTrustAl listening");
+    tracing::info!(%address, ?metrics_address, "MediTrustAl listening");
     Ok(Running {
         address,
+        metrics_address,
         server,
+        metrics_server,
         worker,
         anchoring,
         stop_worker,

@@ -56,6 +56,10 @@ pub struct ServerSettings {
     /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For`
     /// header names the client in audit events.
     pub trusted_proxies: Vec<String>,
+    /// Address (`host:port`) of a separate listener that serves only
+    /// `/metrics`. When unset, the API listener serves `/metrics`.
+    #[serde(default)]
+    pub metrics_bind: Option<String>,
 }
 
 impl ServerSettings {

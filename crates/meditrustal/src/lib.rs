@@ -10,6 +10,7 @@ pub mod backup;
 pub mod chain;
 pub mod config;
 pub mod keys;
+pub mod metrics;
 pub mod operator;
 pub mod progress;
 pub mod rotation;

@@ -10,35 +10,52 @@ use meditrustal_records::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
 use crate::body::StrictJson;
+use crate::openapi::{problems, AUDITED, BEARER, JSON_BODY, QUERY, STORE};
 use crate::problem::Problem;
 use crate::AppState;
 
-#[derive(Deserialize)]
+/// A new record.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRecordBody {
+    /// A record type such as `LAB_RESULT`, in any letter case.
+    #[schema(example = "LAB_RESULT")]
     record_type: String,
     /// Kept as raw JSON text so the stored metadata keeps every digit.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     record_metadata: Option<Box<RawValue>>,
+    /// The content, typically a FHIR R4 resource as JSON text; stored
+    /// encrypted.
     raw_data: String,
+    /// The patient, for a doctor with a write consent; the caller when
+    /// left out.
     #[serde(default)]
     patient_id: Option<Uuid>,
 }
 
-#[derive(Deserialize)]
+/// Filters and paging of record listings.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only records of this type.
     record_type: Option<String>,
+    /// Records per page, a whole number.
     limit: Option<String>,
+    /// The cursor from the previous page's `Link` header.
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+/// Chain state of an anchor or consent transaction.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct AnchorBody {
+    /// `pending`, `anchored` or `failed`.
     status: &'static str,
     tx_hash: Option<String>,
     block_number: Option<u64>,
@@ -57,11 +74,14 @@ impl From<&AnchorState> for AnchorBody {
 }
 
 /// A record as the API returns it; `raw_data` only on single reads.
-#[derive(Serialize)]
-struct RecordBody {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordBody {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = Uuid)]
     patient_id: String,
     record_type: &'static str,
+    #[schema(value_type = Option<Object>)]
     record_metadata: Option<Box<RawValue>>,
     data_hash: String,
     anchor_hash: String,
@@ -98,16 +118,22 @@ impl RecordBody {
     }
 }
 
-#[derive(Serialize)]
-struct CheckBody<'a> {
+/// One integrity check of a record.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CheckBody<'a> {
+    /// `ciphertext`, `data_hash`, `anchor_hash`, `anchor_status`,
+    /// `transaction`, `chain_entry`, `owner`, `record_type` or `timestamp`.
     name: &'static str,
     passed: bool,
+    /// `passed`, `failed` or `unavailable`.
+    #[schema(value_type = String)]
     status: meditrustal_records::CheckOutcome,
     reason: &'a str,
 }
 
-#[derive(Serialize)]
-struct VerificationBody<'a> {
+/// The integrity report of a record.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VerificationBody<'a> {
     record_id: String,
     verified: bool,
     checks: Vec<CheckBody<'a>>,
@@ -139,7 +165,32 @@ fn check_body(check: &Check) -> CheckBody<'_> {
     }
 }
 
+problems!(CreateProblems: BEARER, JSON_BODY, STORE, AUDITED, &[
+    (403, &["forbidden", "consent_required"]),
+]);
+problems!(ListProblems: BEARER, QUERY, STORE, AUDITED, &[
+    (403, &["forbidden", "consent_required"]),
+]);
+problems!(ReadProblems: BEARER, STORE, AUDITED, &[
+    (403, &["consent_required"]),
+    (404, &["record_not_found"]),
+    (500, &["integrity_check_failed"]),
+]);
+
 /// `POST /medical-records`
+#[utoipa::path(
+    post,
+    operation_id = "create_record",
+    path = "/medical-records",
+    tag = "records",
+    security(("bearer" = [])),
+    request_body = CreateRecordBody,
+    responses(
+        (status = 201, description = "The record, anchoring pending", body = RecordBody,
+            headers(("location" = String, description = "Path of the new record"))),
+        CreateProblems,
+    ),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -196,6 +247,19 @@ pub async fn create(
 }
 
 /// `GET /medical-records/patient/me`
+#[utoipa::path(
+    get,
+    path = "/medical-records/patient/me",
+    tag = "records",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "The caller's records, newest first, without raw_data",
+            body = Vec<RecordBody>,
+            headers(("link" = String, description = "Next page, as rel=\"next\""))),
+        ListProblems,
+    ),
+)]
 pub async fn list_mine(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -213,6 +277,19 @@ pub async fn list_mine(
 }
 
 /// `GET /medical-records/patient/{patient_id}`
+#[utoipa::path(
+    get,
+    path = "/medical-records/patient/{patient_id}",
+    tag = "records",
+    security(("bearer" = [])),
+    params(("patient_id" = String, Path, description = "The patient's id, a UUID"), ListParams),
+    responses(
+        (status = 200, description = "The patient's records the caller may see, newest first",
+            body = Vec<RecordBody>,
+            headers(("link" = String, description = "Next page, as rel=\"next\""))),
+        ListProblems,
+    ),
+)]
 pub async fn list_for_patient(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -311,6 +388,15 @@ async fn list(
 
 /// `GET /medical-records/{record_id}`: the content leaves the server only
 /// after its `record.read` event is recorded.
+#[utoipa::path(
+    get,
+    operation_id = "read_record",
+    path = "/medical-records/{record_id}",
+    tag = "records",
+    security(("bearer" = [])),
+    params(("record_id" = String, Path, description = "The record's id")),
+    responses((status = 200, description = "The record with its decrypted raw_data", body = RecordBody), ReadProblems),
+)]
 pub async fn read(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -332,6 +418,15 @@ pub async fn read(
 }
 
 /// `GET /medical-records/{record_id}/verify`
+#[utoipa::path(
+    get,
+    operation_id = "verify_record",
+    path = "/medical-records/{record_id}/verify",
+    tag = "records",
+    security(("bearer" = [])),
+    params(("record_id" = String, Path, description = "The record's id")),
+    responses((status = 200, description = "The integrity checks", body = VerificationBody), ReadProblems),
+)]
 pub async fn verify(
     state: web::Data<AppState>,
     caller: Authenticated,
