@@ -166,7 +166,7 @@ async fn restore_into_fresh_database_verifies_everything() {
     .unwrap_err();
     assert_eq!(
         again.to_string(),
-        "the target database is not empty (18 tables); restore into an empty database, or \
+        "the target database is not empty (20 tables); restore into an empty database, or \
          pass --replace to drop its contents first"
     );
 

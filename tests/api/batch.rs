@@ -23,7 +23,7 @@ use meditrustal_crypto::Digest;
 use meditrustal_ledger::{
     AnchorMode, BackoffPolicy, BatchAnchorer, BatchPolicy, BatchRound, ChainStatus,
     ContractLocation, Ledger, LedgerError, LedgerJob, OnChainBatch, OnChainConsent, OnChainRecord,
-    OutboxProcessor, Submission, TxHash, TxStatus,
+    OutboxProcessor, Replacement, Submission, TxHash, TxStatus,
 };
 use meditrustal_tests::reqwest::StatusCode;
 use meditrustal_tests::serde_json::{json, Value};
@@ -293,6 +293,9 @@ impl Ledger for SendThenHang {
     }
     async fn transaction_status(&self, tx_hash: &TxHash) -> Result<TxStatus, LedgerError> {
         self.0.transaction_status(tx_hash).await
+    }
+    async fn replace_transaction(&self, tx_hash: &TxHash) -> Result<Replacement, LedgerError> {
+        self.0.replace_transaction(tx_hash).await
     }
     async fn find_record(&self, hash: &Digest) -> Result<Option<OnChainRecord>, LedgerError> {
         self.0.find_record(hash).await

@@ -145,3 +145,66 @@ async fn server_refuses_to_start_without_contracts() {
     assert!(message.contains("do not match the chain"), "{message}");
     assert!(message.contains("deploy-contracts"), "{message}");
 }
+
+/// How long anvil stays stopped in
+/// [`records_created_during_an_outage_are_anchored_once`]. A real outage
+/// of a minute behaves the same: the worker retries with backoff up to
+/// `anchoring.max_backoff_ms` (1 s in tests), so after a few seconds every
+/// job is already at the maximum backoff. 12 s keeps the test short.
+const OUTAGE: Duration = Duration::from_secs(12);
+
+/// Records created while anvil is stopped, under a steady stream of
+/// creates, stay pending and are each anchored exactly once after anvil
+/// restarts with its state file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_created_during_an_outage_are_anchored_once() {
+    use meditrustal_tests::probe::{manifest, record_added_events, text_rows};
+
+    let mut app = TestApp::spawn_with_chain_state().await.unwrap();
+    let (_, token) = app.patient("otto").await;
+    let before = app.create_record(&token, "VITAL_SIGNS", GLUCOSE).await;
+    app.wait_anchored(&token, before["id"].as_str().unwrap())
+        .await;
+
+    app.anvil.stop().await.unwrap();
+    let stopped_at = Instant::now();
+    let mut ids = vec![before["id"].as_str().unwrap().to_owned()];
+    while stopped_at.elapsed() < OUTAGE {
+        let started = Instant::now();
+        let created = app.create_record(&token, "VITAL_SIGNS", GLUCOSE).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "create took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(created["anchor"]["status"], "pending");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let pending = text_rows(
+        &app,
+        "SELECT id::text AS value FROM medical_records WHERE anchor_status = 'pending'",
+    );
+    assert_eq!(pending.len(), ids.len() - 1);
+
+    app.anvil.restart().await.unwrap();
+    for id in &ids {
+        app.wait_anchored(&token, id).await;
+    }
+
+    let mut hashes = text_rows(
+        &app,
+        "SELECT '0x' || encode(anchor_hash, 'hex') AS value FROM medical_records",
+    );
+    hashes.sort_unstable();
+    let events = record_added_events(&app.anvil, &manifest(&app)).await;
+    let mut on_chain: Vec<String> = events.iter().map(|(key, _)| key.clone()).collect();
+    on_chain.sort_unstable();
+    assert_eq!(on_chain, hashes);
+    let jobs = text_rows(
+        &app,
+        "SELECT status || ' ' || reanchor_count AS value FROM outbox_jobs \
+         WHERE kind = 'anchor_record'",
+    );
+    assert_eq!(jobs, vec!["done 0".to_owned(); ids.len()]);
+}

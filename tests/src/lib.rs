@@ -24,6 +24,8 @@ use reqwest::{Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+pub mod probe;
+
 pub use reqwest;
 pub use serde_json;
 
@@ -406,6 +408,9 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             receipt_timeout_ms: 3000,
             manifest_path: None,
             registrar_key: None,
+            confirmations: 0,
+            watch_interval_ms: 200,
+            watch_page_blocks: 1000,
         },
         anchoring: AnchoringSettings {
             mode: anchor_mode_from_env(),
@@ -417,6 +422,8 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             max_backoff_ms: 1000,
             check_interval_ms: 200,
             lease_secs: 30,
+            replace_after_ms: 60_000,
+            signer_retry_ms: 200,
         },
         auth: AuthSettings {
             token_lifetime_secs: 900,

@@ -1,6 +1,7 @@
 //! [`EthersLedger`]: the [`Ledger`] port over the user, record and consent
 //! registries, and the [`AuditAnchorLedger`] port over `AuditAnchorRegistry`.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,7 +13,7 @@ use meditrustal_crypto::Digest;
 use meditrustal_ledger::{
     Address, AuditHeadAnchor, BatchAnchor, ChainAnchor, ChainRole, ChainStatus, ContractLocation,
     Ledger, LedgerError, LedgerJob, OnChainBatch, OnChainConsent, OnChainRecord, RecordAnchor,
-    Submission, TxHash, TxStatus, UserRegistration,
+    Replacement, Submission, TxHash, TxStatus, UserRegistration,
 };
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -26,6 +27,7 @@ use crate::bindings::{
 use crate::config::{ConfigError, EthersConfig};
 use crate::convert::{to_digest, to_domain_address, to_h160, to_h256, u256_to_u64, u64_of};
 use crate::deploy::verify_live_deployment;
+use crate::events::{default_watched_events, WatchedEvent};
 use crate::manifest::{DeploymentError, DeploymentManifest};
 use crate::revert::{
     decode_audit_anchor_registry, decode_batch_anchor_registry, decode_consent_registry,
@@ -66,6 +68,11 @@ pub struct EthersLedger {
     /// When [`verify_live_deployment`] last passed. Behind an async mutex so
     /// that concurrent calls share one check.
     deployment_checked_at: Mutex<Option<Instant>>,
+    /// Events the chain watcher reads through [`meditrustal_ledger::ChainEvents`].
+    watched: Vec<WatchedEvent>,
+    /// Highest head block seen by the watcher; a lower head means the chain
+    /// was rolled back, and the registrar's nonce with it.
+    pub(crate) highest_head: AtomicU64,
 }
 
 /// A job encoded as one contract call, with the event log that proves the
@@ -111,7 +118,6 @@ impl EthersLedger {
 
         Ok(Self {
             chain,
-            manifest,
             user_registry,
             record_registry,
             consent_registry,
@@ -120,7 +126,21 @@ impl EthersLedger {
             receipt_timeout: config.receipt_timeout,
             deployment_check_ttl: config.deployment_check_ttl,
             deployment_checked_at: Mutex::new(None),
+            watched: default_watched_events(&manifest),
+            highest_head: AtomicU64::new(0),
+            manifest,
         })
+    }
+
+    /// Returns the events the chain watcher reads.
+    pub fn watched_events(&self) -> &[WatchedEvent] {
+        &self.watched
+    }
+
+    /// Adds an event for the chain watcher to read, such as the event of a
+    /// contract deployed beside the four registries.
+    pub fn watch_event(&mut self, event: WatchedEvent) {
+        self.watched.push(event);
     }
 
     /// Returns the deployment this ledger writes to.
@@ -185,7 +205,7 @@ impl EthersLedger {
     }
 
     /// Forgets the last deployment check, so the next call checks again.
-    async fn forget_deployment_check(&self) {
+    pub(crate) async fn forget_deployment_check(&self) {
         *self.deployment_checked_at.lock().await = None;
     }
 
@@ -659,6 +679,57 @@ impl Ledger for EthersLedger {
     /// any registry counts as [`TxStatus::Reverted`], because it wrote
     /// nothing (the contracts were gone), so the job has to be sent again.
     async fn transaction_status(&self, tx_hash: &TxHash) -> Result<TxStatus, LedgerError> {
+        self.transaction_status_of(tx_hash).await
+    }
+
+    async fn replace_transaction(&self, tx_hash: &TxHash) -> Result<Replacement, LedgerError> {
+        self.replace_pending(tx_hash).await
+    }
+
+    async fn find_record(
+        &self,
+        anchor_hash: &Digest,
+    ) -> Result<Option<OnChainRecord>, LedgerError> {
+        self.ensure_deployed().await?;
+        self.read_record(anchor_hash).await
+    }
+
+    async fn find_consent(&self, consent_id: Uuid) -> Result<Option<OnChainConsent>, LedgerError> {
+        self.ensure_deployed().await?;
+        self.read_consent(consent_id).await
+    }
+
+    async fn status(&self) -> Result<ChainStatus, LedgerError> {
+        self.ensure_deployed().await?;
+        let block_number = self.chain.block_number().await.map_err(unavailable)?;
+        Ok(ChainStatus {
+            chain_id: self.manifest.chain_id,
+            block_number,
+        })
+    }
+
+    async fn find_batch(&self, root: &Digest) -> Result<Option<OnChainBatch>, LedgerError> {
+        self.ensure_deployed().await?;
+        self.read_batch(root).await
+    }
+
+    fn batch_registry(&self) -> Option<ContractLocation> {
+        self.manifest
+            .contracts
+            .batch_anchor_registry
+            .map(|deployment| ContractLocation {
+                chain_id: self.manifest.chain_id,
+                address: deployment.address,
+            })
+    }
+}
+
+impl EthersLedger {
+    /// Looks up a sent transaction; see [`Ledger::transaction_status`].
+    pub(crate) async fn transaction_status_of(
+        &self,
+        tx_hash: &TxHash,
+    ) -> Result<TxStatus, LedgerError> {
         let hash = to_h256(tx_hash);
         let Some(receipt) = self.chain.receipt(hash).await.map_err(unavailable)? else {
             if self
@@ -683,43 +754,6 @@ impl Ledger for EthersLedger {
             tx_hash: *tx_hash,
             block_number,
         }))
-    }
-
-    async fn find_record(
-        &self,
-        anchor_hash: &Digest,
-    ) -> Result<Option<OnChainRecord>, LedgerError> {
-        self.ensure_deployed().await?;
-        self.read_record(anchor_hash).await
-    }
-
-    async fn find_batch(&self, root: &Digest) -> Result<Option<OnChainBatch>, LedgerError> {
-        self.ensure_deployed().await?;
-        self.read_batch(root).await
-    }
-
-    fn batch_registry(&self) -> Option<ContractLocation> {
-        self.manifest
-            .contracts
-            .batch_anchor_registry
-            .map(|deployment| ContractLocation {
-                chain_id: self.manifest.chain_id,
-                address: deployment.address,
-            })
-    }
-
-    async fn find_consent(&self, consent_id: Uuid) -> Result<Option<OnChainConsent>, LedgerError> {
-        self.ensure_deployed().await?;
-        self.read_consent(consent_id).await
-    }
-
-    async fn status(&self) -> Result<ChainStatus, LedgerError> {
-        self.ensure_deployed().await?;
-        let block_number = self.chain.block_number().await.map_err(unavailable)?;
-        Ok(ChainStatus {
-            chain_id: self.manifest.chain_id,
-            block_number,
-        })
     }
 }
 

@@ -9,8 +9,9 @@
 //! `contracts/out/`, so building needs no Node.js. `docs/chain.md` explains
 //! the nonce handling, the EVM version pin and how resent jobs are resolved.
 //!
-//! - [`EthersLedger`] implements [`meditrustal_ledger::Ledger`] and
-//!   [`meditrustal_audit::AuditAnchorLedger`].
+//! - [`EthersLedger`] implements [`meditrustal_ledger::Ledger`],
+//!   [`meditrustal_ledger::ChainEvents`] (the events listed as
+//!   [`WatchedEvent`]s) and [`meditrustal_audit::AuditAnchorLedger`].
 //! - [`Eip712ConsentSigner`] implements [`meditrustal_ledger::ConsentSigner`].
 //! - [`RandomAccountGenerator`] implements
 //!   [`meditrustal_identity::AccountGenerator`].
@@ -27,6 +28,7 @@ mod config;
 mod consent;
 mod convert;
 mod deploy;
+mod events;
 mod ledger;
 mod manifest;
 mod revert;
@@ -39,5 +41,6 @@ pub use batch::{read_batch_evidence, BatchEvidence, BatchGas, StoredBatch, Trans
 pub use config::{ConfigError, EthersConfig};
 pub use consent::{Eip712ConsentSigner, DOMAIN_NAME, DOMAIN_VERSION};
 pub use deploy::{check_deployment, deploy_contracts, deploy_missing_contracts, fund_on_dev_node};
+pub use events::WatchedEvent;
 pub use ledger::{EthersLedger, RegisteredUser};
 pub use manifest::{ContractDeployment, DeployedContracts, DeploymentError, DeploymentManifest};

@@ -10,7 +10,8 @@ use ethers::providers::{Http, Middleware, MiddlewareError, Provider, ProviderErr
 use ethers::signers::{LocalWallet, Signer};
 use ethers::types::transaction::eip2718::TypedTransaction;
 use ethers::types::{
-    BlockNumber, Bytes, Eip1559TransactionRequest, TransactionReceipt, H160, H256, U256,
+    BlockNumber, Bytes, Eip1559TransactionRequest, Filter, Log, Transaction, TransactionReceipt,
+    H160, H256, U256,
 };
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -126,6 +127,11 @@ pub(crate) struct ChainClient {
 /// Gas limit margin over `eth_estimateGas`, in percent, because state may
 /// change between the estimate and mining.
 const GAS_MARGIN_PERCENT: u64 = 20;
+
+/// Raise of both fees of a replacement transaction over the original's, in
+/// percent. geth and anvil accept a replacement only when both fees rise by
+/// at least 10 %.
+const REPLACEMENT_BUMP_PERCENT: u64 = 25;
 
 impl ChainClient {
     /// Builds a client for `chain_id` from the configuration. Makes no call.
@@ -367,6 +373,84 @@ impl ChainClient {
             )
             .await?;
         Ok(transaction.is_some())
+    }
+
+    /// Reads a transaction by hash, `None` when the node does not know it.
+    pub(crate) async fn transaction(
+        &self,
+        tx_hash: H256,
+    ) -> Result<Option<Transaction>, ChainError> {
+        self.rpc(
+            "eth_getTransactionByHash",
+            self.provider.get_transaction(tx_hash),
+        )
+        .await
+    }
+
+    /// Signs and sends `original` again with its nonce, recipient, data and
+    /// gas, and fees raised to the larger of the current estimate and the
+    /// original fee plus [`REPLACEMENT_BUMP_PERCENT`]. Returns the new hash.
+    /// Takes no nonce lock, because it reuses a nonce already spent.
+    pub(crate) async fn replace(&self, original: &Transaction) -> Result<H256, ChainError> {
+        let (estimated_max, estimated_priority) = self
+            .rpc("eth_feeHistory", self.provider.estimate_eip1559_fees(None))
+            .await?;
+        let bump = |fee: U256| fee + fee * REPLACEMENT_BUMP_PERCENT / 100 + 1;
+        let old_priority = original.max_priority_fee_per_gas.unwrap_or_default();
+        let old_max = original
+            .max_fee_per_gas
+            .or(original.gas_price)
+            .unwrap_or_default();
+        let priority_fee = bump(old_priority).max(estimated_priority);
+        let max_fee = bump(old_max).max(estimated_max).max(priority_fee);
+
+        let mut request = Eip1559TransactionRequest::new()
+            .from(self.address())
+            .data(original.input.clone())
+            .chain_id(self.chain_id())
+            .nonce(original.nonce)
+            .gas(original.gas)
+            .value(original.value)
+            .max_fee_per_gas(max_fee)
+            .max_priority_fee_per_gas(priority_fee);
+        if let Some(to) = original.to {
+            request = request.to(to);
+        }
+        let transaction = TypedTransaction::Eip1559(request);
+        let signature = self
+            .wallet
+            .sign_transaction(&transaction)
+            .await
+            .map_err(|error| ChainError::Unavailable(format!("signing failed: {error}")))?;
+        let pending = self
+            .rpc(
+                "eth_sendRawTransaction",
+                self.provider
+                    .send_raw_transaction(transaction.rlp_signed(&signature)),
+            )
+            .await?;
+        tracing::debug!(
+            tx.hash = ?pending.tx_hash(),
+            tx.replaced = ?original.hash,
+            tx.nonce = %original.nonce,
+            "replacement transaction sent"
+        );
+        Ok(pending.tx_hash())
+    }
+
+    /// Reads the hash of block `number`, `None` when the chain has no such
+    /// block.
+    pub(crate) async fn block_hash(&self, number: u64) -> Result<Option<H256>, ChainError> {
+        let block = self
+            .rpc("eth_getBlockByNumber", self.provider.get_block(number))
+            .await?;
+        Ok(block.and_then(|block| block.hash))
+    }
+
+    /// Reads the logs that `filter` selects.
+    pub(crate) async fn logs(&self, filter: &Filter) -> Result<Vec<Log>, ChainError> {
+        self.rpc("eth_getLogs", self.provider.get_logs(filter))
+            .await
     }
 
     pub(crate) async fn block_number(&self) -> Result<u64, ChainError> {

@@ -244,8 +244,8 @@ fn insert_batch(
     .execute(conn)?;
 
     diesel::sql_query(
-        "UPDATE outbox_jobs SET status = 'done', locked_until = NULL, updated_at = now() \
-         WHERE id = ANY($1)",
+        "UPDATE outbox_jobs SET status = 'done', entry_key = NULL, locked_until = NULL, \
+         updated_at = now() WHERE id = ANY($1)",
     )
     .bind::<Array<BigInt>, _>(&job_ids)
     .execute(conn)?;

@@ -5,6 +5,8 @@
 //! [`ConsentStore`](meditrustal_records::ConsentStore),
 //! [`OutboxStore`](meditrustal_ledger::OutboxStore),
 //! [`BatchStore`](meditrustal_ledger::BatchStore),
+//! [`WatchStore`](meditrustal_ledger::WatchStore),
+//! [`SignerLock`](meditrustal_ledger::SignerLock),
 //! [`AuditStore`](meditrustal_audit::AuditStore), and the session,
 //! throttle, one-time token and MFA stores of the identity crate) with
 //! Diesel and a deadpool connection pool, plus the schema migrations and
@@ -36,6 +38,7 @@ mod pool;
 mod records;
 mod schema;
 mod sessions;
+mod signer_lock;
 mod stats;
 #[cfg(feature = "testing")]
 mod test_server;
@@ -43,6 +46,7 @@ mod test_server;
 mod testing;
 mod throttle;
 mod users;
+mod watch;
 
 pub use admin::PgUserAdminStore;
 pub use audit::{AppendOnlyGaps, PgAuditStore};
@@ -62,9 +66,11 @@ pub use outbox::PgOutboxStore;
 pub use pool::{ping, public_table_count, Pool, PoolConfig, PoolUsage};
 pub use records::PgRecordStore;
 pub use sessions::PgSessionStore;
+pub use signer_lock::{PgSignerLock, SIGNER_LOCK_KEY};
 pub use stats::{anchoring_delays, outbox_backlog, DelayHistogram, OutboxBacklog};
 pub use throttle::PgLoginThrottle;
 pub use users::PgUserStore;
+pub use watch::PgWatchStore;
 
 #[cfg(feature = "testing")]
 pub use test_server::PgServer;

@@ -77,6 +77,7 @@ pub(crate) struct NewJobRow {
     consent_id: Option<Uuid>,
     audit_anchor_seq: Option<i64>,
     anchor_batch_id: Option<i64>,
+    entry_key: Option<Vec<u8>>,
 }
 
 impl NewJobRow {
@@ -103,6 +104,7 @@ impl NewJobRow {
             consent_id,
             audit_anchor_seq,
             anchor_batch_id,
+            entry_key: Some(job.entry_key().key.as_bytes().to_vec()),
         })
     }
 
@@ -124,6 +126,7 @@ struct ClaimedRow {
     attempts: i32,
     tx_hash: Option<Vec<u8>>,
     next_attempt_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
 }
 
 impl ClaimedRow {
@@ -145,6 +148,7 @@ impl ClaimedRow {
             job,
             attempts,
             submitted_tx,
+            sent_at: self.sent_at,
         })
     }
 }
@@ -168,7 +172,7 @@ UPDATE outbox_jobs AS job
 SET locked_until = now() + make_interval(secs => $2), updated_at = now()
 FROM due
 WHERE job.id = due.id
-RETURNING job.id, job.payload, job.attempts, job.tx_hash, job.next_attempt_at";
+RETURNING job.id, job.payload, job.attempts, job.tx_hash, job.next_attempt_at, job.sent_at";
 
 /// [`CLAIM_SQL`] without the record anchor jobs that wait for a batch:
 /// in batch mode the batcher takes those. A record anchor job already sent
@@ -268,9 +272,11 @@ impl OutboxStore for PgOutboxStore {
     }
 
     /// Sets the job to `sent` and stores the hash on the job and on its
-    /// target row, whose status stays `pending`. A job that is already
-    /// finished (or missing) is left unchanged, so a worker whose lease ran
-    /// out cannot reopen a job that another worker finished.
+    /// target row, whose status stays `pending`. `sent_at` becomes now when
+    /// the hash differs from the stored one (a new send or a replacement)
+    /// and is kept otherwise. A job that is already finished (or missing)
+    /// is left unchanged, so a worker whose lease ran out cannot reopen a
+    /// job that another worker finished.
     async fn mark_sent(
         &self,
         job_id: i64,
@@ -284,10 +290,20 @@ impl OutboxStore for PgOutboxStore {
                         return Ok(());
                     };
                     let tx = tx_hash.as_bytes().to_vec();
+                    let (stored_tx, sent_at): (Option<Vec<u8>>, Option<DateTime<Utc>>) =
+                        outbox_jobs::table
+                            .find(job_id)
+                            .select((outbox_jobs::tx_hash, outbox_jobs::sent_at))
+                            .first(conn)?;
+                    let sent_at = match sent_at {
+                        Some(at) if stored_tx.as_deref() == Some(tx.as_slice()) => at,
+                        _ => Utc::now(),
+                    };
                     diesel::update(outbox_jobs::table.find(job_id))
                         .set((
                             outbox_jobs::status.eq("sent"),
                             outbox_jobs::tx_hash.eq(Some(tx.clone())),
+                            outbox_jobs::sent_at.eq(Some(sent_at)),
                             outbox_jobs::next_attempt_at.eq(check_at),
                             outbox_jobs::locked_until.eq(None::<DateTime<Utc>>),
                             outbox_jobs::updated_at.eq(now),
@@ -317,6 +333,7 @@ impl OutboxStore for PgOutboxStore {
                         .set((
                             outbox_jobs::status.eq("done"),
                             outbox_jobs::tx_hash.eq(Some(tx.clone())),
+                            outbox_jobs::block_number.eq(Some(block_number)),
                             outbox_jobs::locked_until.eq(None::<DateTime<Utc>>),
                             outbox_jobs::updated_at.eq(now),
                         ))
@@ -361,6 +378,7 @@ impl OutboxStore for PgOutboxStore {
                         .set((
                             outbox_jobs::status.eq("pending"),
                             outbox_jobs::tx_hash.eq(None::<Vec<u8>>),
+                            outbox_jobs::sent_at.eq(None::<DateTime<Utc>>),
                         ))
                         .execute(conn)?;
                     set_target_tx(conn, target, None)
@@ -385,9 +403,19 @@ impl OutboxStore for PgOutboxStore {
 /// Locks the job if it is still open (pending or sent) and returns its
 /// target, or `None` when the job is finished or missing.
 fn lock_open_job(conn: &mut PgConnection, job_id: i64) -> Result<Option<JobTarget>, QueryError> {
+    lock_job(conn, job_id, &OPEN_STATUSES)
+}
+
+/// Locks the job if its status is one of `statuses` and returns its
+/// target, or `None` when it has another status or is missing.
+pub(crate) fn lock_job(
+    conn: &mut PgConnection,
+    job_id: i64,
+    statuses: &[&str],
+) -> Result<Option<JobTarget>, QueryError> {
     let columns: Option<(String, TargetColumns)> = outbox_jobs::table
         .find(job_id)
-        .filter(outbox_jobs::status.eq_any(OPEN_STATUSES))
+        .filter(outbox_jobs::status.eq_any(statuses))
         .select((
             outbox_jobs::kind,
             (
@@ -592,7 +620,7 @@ fn set_target_tx(
     Ok(())
 }
 
-fn complete_target(
+pub(crate) fn complete_target(
     conn: &mut PgConnection,
     target: JobTarget,
     tx: Vec<u8>,
@@ -668,6 +696,92 @@ fn complete_target(
                     medical_records::anchor_tx_hash.eq(Some(tx)),
                     medical_records::anchor_block_number.eq(Some(block_number)),
                     medical_records::anchored_at.eq(now),
+                    medical_records::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Returns an anchored or registered target row to `pending` and clears
+/// its transaction, block and time, because the chain lost its entry.
+pub(crate) fn reopen_target(conn: &mut PgConnection, target: JobTarget) -> Result<(), QueryError> {
+    let no_tx = None::<Vec<u8>>;
+    let no_block = None::<i64>;
+    let no_time = None::<DateTime<Utc>>;
+    match target {
+        JobTarget::Record(id) => {
+            diesel::update(medical_records::table.find(id))
+                .set((
+                    medical_records::anchor_status.eq("pending"),
+                    medical_records::anchor_tx_hash.eq(no_tx),
+                    medical_records::anchor_block_number.eq(no_block),
+                    medical_records::anchored_at.eq(no_time),
+                    medical_records::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        JobTarget::User(id) => {
+            diesel::update(users::table.find(id))
+                .set((
+                    users::chain_status.eq("pending"),
+                    users::chain_tx_hash.eq(no_tx),
+                    users::chain_block_number.eq(no_block),
+                    users::chain_registered_at.eq(no_time),
+                    users::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        JobTarget::ConsentGrant(id) => {
+            diesel::update(consents::table.find(id))
+                .set((
+                    consents::grant_status.eq("pending"),
+                    consents::grant_tx_hash.eq(no_tx),
+                    consents::grant_block_number.eq(no_block),
+                    consents::grant_anchored_at.eq(no_time),
+                ))
+                .execute(conn)?;
+        }
+        JobTarget::ConsentRevocation(id) => {
+            diesel::update(consents::table.find(id))
+                .set((
+                    consents::revoke_status.eq("pending"),
+                    consents::revoke_tx_hash.eq(no_tx),
+                    consents::revoke_block_number.eq(no_block),
+                    consents::revoke_anchored_at.eq(no_time),
+                ))
+                .execute(conn)?;
+        }
+        JobTarget::AuditAnchor(seq) => {
+            diesel::update(audit_anchors::table.find(seq))
+                .set((
+                    audit_anchors::status.eq("pending"),
+                    audit_anchors::tx_hash.eq(no_tx),
+                    audit_anchors::block_number.eq(no_block),
+                    audit_anchors::anchored_at.eq(no_time),
+                    audit_anchors::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        // The batch keeps its root and its records keep their proofs, so
+        // the same root is sent again.
+        JobTarget::Batch(id) => {
+            diesel::update(anchor_batches::table.find(id))
+                .set((
+                    anchor_batches::status.eq("pending"),
+                    anchor_batches::tx_hash.eq(no_tx.clone()),
+                    anchor_batches::block_number.eq(no_block),
+                    anchor_batches::anchored_at.eq(no_time),
+                    anchor_batches::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            diesel::update(medical_records::table.filter(medical_records::anchor_batch_id.eq(id)))
+                .set((
+                    medical_records::anchor_status.eq("pending"),
+                    medical_records::anchor_tx_hash.eq(no_tx),
+                    medical_records::anchor_block_number.eq(no_block),
+                    medical_records::anchored_at.eq(no_time),
                     medical_records::updated_at.eq(now),
                 ))
                 .execute(conn)?;

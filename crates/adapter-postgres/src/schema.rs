@@ -91,6 +91,31 @@ diesel::table! {
         consent_id -> Nullable<Uuid>,
         audit_anchor_seq -> Nullable<Int8>,
         anchor_batch_id -> Nullable<Int8>,
+        entry_key -> Nullable<Bytea>,
+        block_number -> Nullable<Int8>,
+        sent_at -> Nullable<Timestamptz>,
+        reanchor_count -> Int4,
+    }
+}
+
+diesel::table! {
+    chain_watch_progress (watcher) {
+        watcher -> Text,
+        block_number -> Int8,
+        block_hash -> Bytea,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    chain_unmatched_events (tx_hash, log_index) {
+        kind -> Text,
+        entry_key -> Bytea,
+        tx_hash -> Bytea,
+        block_number -> Int8,
+        block_hash -> Bytea,
+        log_index -> Int8,
+        seen_at -> Timestamptz,
     }
 }
 
@@ -347,6 +372,20 @@ mod tests {
                 "break_glass_events",
                 debug_query::<Pg, _>(
                     &break_glass_events::table.select(break_glass_events::all_columns),
+                )
+                .to_string(),
+            ),
+            (
+                "chain_unmatched_events",
+                debug_query::<Pg, _>(
+                    &chain_unmatched_events::table.select(chain_unmatched_events::all_columns),
+                )
+                .to_string(),
+            ),
+            (
+                "chain_watch_progress",
+                debug_query::<Pg, _>(
+                    &chain_watch_progress::table.select(chain_watch_progress::all_columns),
                 )
                 .to_string(),
             ),

@@ -11,6 +11,11 @@
 //! In batch mode the [`BatchAnchorer`] first gathers waiting record anchor
 //! jobs into one Merkle root ([`merkle`]) through the [`BatchStore`] port,
 //! and the outbox then sends that root as one job.
+//!
+//! The [`ChainWatcher`]
+//! follows the contracts' events through the [`ChainEvents`] port and
+//! reopens finished jobs whose entry the chain lost ([`WatchStore`]). Only
+//! the holder of the [`SignerLock`] sends transactions.
 
 mod batch;
 mod consent;
@@ -18,6 +23,7 @@ pub mod merkle;
 mod outbox;
 mod ports;
 mod types;
+mod watch;
 
 pub use batch::{
     build_batch, BatchAnchorer, BatchMember, BatchPolicy, BatchRound, NewBatch, PendingAnchor,
@@ -29,14 +35,22 @@ pub use consent::{
 };
 pub use outbox::{BackoffPolicy, OutboxProcessor, ProcessReport};
 pub use ports::{
-    BatchStore, BatchStoreError, ConsentSigner, Ledger, LedgerError, OutboxError, OutboxStore,
-    SignerError,
+    BatchStore, BatchStoreError, ChainEvents, ConsentSigner, Ledger, LedgerError, OutboxError,
+    OutboxStore, SignerError, SignerLock, WatchStore,
 };
 pub use types::{
     Address, AddressParseError, AnchorMode, AnchorState, AnchorStatus, AuditHeadAnchor,
-    BatchAnchor, ChainAnchor, ChainRole, ChainStatus, ContractLocation, LedgerJob, OnChainBatch,
-    OnChainRecord, OutboxJob, RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
+    BatchAnchor, ChainAnchor, ChainRole, ChainStatus, ContractLocation, EntryKey, LedgerJob,
+    OnChainBatch, OnChainRecord, OutboxJob, RecordAnchor, Replacement, Submission, TxHash,
+    TxStatus, UserRegistration,
+};
+pub use watch::{
+    AnchoredJob, BlockRef, ChainEvent, ChainWatcher, UnmatchedEvent, WatchError, WatchPolicy,
+    WatchReport,
 };
 
 #[cfg(feature = "mock")]
-pub use ports::{MockBatchStore, MockConsentSigner, MockLedger, MockOutboxStore};
+pub use ports::{
+    MockBatchStore, MockChainEvents, MockConsentSigner, MockLedger, MockOutboxStore,
+    MockSignerLock, MockWatchStore,
+};

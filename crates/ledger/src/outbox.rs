@@ -4,7 +4,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::ports::{Ledger, LedgerError, OutboxError, OutboxStore};
-use crate::types::{OutboxJob, Submission, TxStatus};
+use crate::types::{OutboxJob, Replacement, Submission, TxHash, TxStatus};
 
 /// Exponential backoff between failed attempts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub struct BackoffPolicy {
     pub lease: Duration,
     /// Jobs claimed per round.
     pub batch_size: u32,
+    /// How long a sent transaction may stay pending before it is replaced
+    /// with a higher fee.
+    pub replace_after: Duration,
 }
 
 impl Default for BackoffPolicy {
@@ -29,6 +32,7 @@ impl Default for BackoffPolicy {
             check_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
             batch_size: 32,
+            replace_after: Duration::from_secs(120),
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct ProcessReport {
     pub sent: usize,
     /// Jobs put back for a later attempt.
     pub retried: usize,
+    /// Pending transactions replaced with a higher fee.
+    pub replaced: usize,
     /// Jobs failed for good.
     pub failed: usize,
 }
@@ -111,11 +117,7 @@ impl OutboxProcessor {
                     return self.store.complete(job.id, anchor).await;
                 }
                 Ok(TxStatus::Pending) => {
-                    report.sent += 1;
-                    return self
-                        .store
-                        .mark_sent(job.id, tx_hash, now + self.policy.check_interval)
-                        .await;
+                    return self.follow_pending(job, tx_hash, now, report).await
                 }
                 // A reverted or forgotten transaction is sent again; the
                 // ledger recognizes an entry that is already on-chain.
@@ -144,6 +146,48 @@ impl OutboxProcessor {
                 self.store.fail(job.id, &reason).await
             }
             Err(error) => self.retry(job, &error, now, true, report).await,
+        }
+    }
+
+    /// Checks a pending transaction again later, or replaces it with a
+    /// higher fee once it has been pending for `replace_after`.
+    async fn follow_pending(
+        &self,
+        job: &OutboxJob,
+        tx_hash: TxHash,
+        now: DateTime<Utc>,
+        report: &mut ProcessReport,
+    ) -> Result<(), OutboxError> {
+        let check_at = now + self.policy.check_interval;
+        let stuck = job
+            .sent_at
+            .is_some_and(|sent_at| sent_at + self.policy.replace_after <= now);
+        if !stuck {
+            report.sent += 1;
+            return self.store.mark_sent(job.id, tx_hash, check_at).await;
+        }
+
+        match self.ledger.replace_transaction(&tx_hash).await {
+            Ok(Replacement::Sent(replacement)) => {
+                report.replaced += 1;
+                tracing::warn!(job.id, tx.hash = %tx_hash, tx.replacement = %replacement, "transaction stuck; replaced it with a higher fee");
+                self.store.mark_sent(job.id, replacement, check_at).await
+            }
+            Ok(Replacement::Mined(anchor)) => {
+                report.mined += 1;
+                self.store.complete(job.id, anchor).await
+            }
+            Ok(Replacement::Unknown) => {
+                self.retry(
+                    job,
+                    &LedgerError::Unavailable(format!("transaction {tx_hash} is gone")),
+                    now,
+                    true,
+                    report,
+                )
+                .await
+            }
+            Err(error) => self.retry(job, &error, now, false, report).await,
         }
     }
 
@@ -195,6 +239,7 @@ mod tests {
             }),
             attempts,
             submitted_tx,
+            sent_at: submitted_tx.map(|_| now() - Duration::from_secs(5)),
         }
     }
 
@@ -205,6 +250,7 @@ mod tests {
             check_interval: Duration::from_secs(2),
             lease: Duration::from_secs(60),
             batch_size: 10,
+            replace_after: Duration::from_secs(30),
         }
     }
 
@@ -351,6 +397,109 @@ mod tests {
                 ..ProcessReport::default()
             }
         );
+    }
+
+    #[tokio::test]
+    async fn stuck_transaction_is_replaced_and_followed() {
+        let old_tx = sha256(b"old");
+        let new_tx = sha256(b"replacement");
+        let mut job = anchor_job(8, 0, Some(old_tx));
+        job.sent_at = Some(now() - Duration::from_secs(30));
+        let mut store = MockOutboxStore::new();
+        store
+            .expect_claim_due()
+            .times(1)
+            .returning(move |_, _| Ok(vec![job.clone()]));
+        store
+            .expect_mark_sent()
+            .with(eq(8), eq(new_tx), eq(now() + Duration::from_secs(2)))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let mut ledger = MockLedger::new();
+        ledger
+            .expect_transaction_status()
+            .times(1)
+            .returning(|_| Ok(TxStatus::Pending));
+        ledger
+            .expect_replace_transaction()
+            .with(eq(old_tx))
+            .times(1)
+            .returning(move |_| Ok(Replacement::Sent(new_tx)));
+        ledger.expect_submit().times(0);
+
+        let report = processor(store, ledger).run_once(now()).await.unwrap();
+
+        assert_eq!(
+            report,
+            ProcessReport {
+                claimed: 1,
+                replaced: 1,
+                ..ProcessReport::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn pending_transaction_is_not_replaced_before_timeout() {
+        let tx = sha256(b"tx");
+        let mut job = anchor_job(9, 0, Some(tx));
+        job.sent_at = Some(now() - Duration::from_secs(29));
+        let mut store = MockOutboxStore::new();
+        store
+            .expect_claim_due()
+            .times(1)
+            .returning(move |_, _| Ok(vec![job.clone()]));
+        store
+            .expect_mark_sent()
+            .with(eq(9), eq(tx), eq(now() + Duration::from_secs(2)))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let mut ledger = MockLedger::new();
+        ledger
+            .expect_transaction_status()
+            .times(1)
+            .returning(|_| Ok(TxStatus::Pending));
+        ledger.expect_replace_transaction().times(0);
+
+        let report = processor(store, ledger).run_once(now()).await.unwrap();
+
+        assert_eq!(report.sent, 1);
+        assert_eq!(report.replaced, 0);
+    }
+
+    #[tokio::test]
+    async fn original_mined_during_replacement_completes_job() {
+        let tx = sha256(b"tx");
+        let anchor = ChainAnchor {
+            tx_hash: tx,
+            block_number: 12,
+        };
+        let mut job = anchor_job(10, 0, Some(tx));
+        job.sent_at = Some(now() - Duration::from_secs(60));
+        let mut store = MockOutboxStore::new();
+        store
+            .expect_claim_due()
+            .times(1)
+            .returning(move |_, _| Ok(vec![job.clone()]));
+        store
+            .expect_complete()
+            .with(eq(10), eq(anchor))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut ledger = MockLedger::new();
+        ledger
+            .expect_transaction_status()
+            .times(1)
+            .returning(|_| Ok(TxStatus::Pending));
+        ledger
+            .expect_replace_transaction()
+            .times(1)
+            .returning(move |_| Ok(Replacement::Mined(anchor)));
+
+        let report = processor(store, ledger).run_once(now()).await.unwrap();
+
+        assert_eq!(report.mined, 1);
+        assert_eq!(report.replaced, 0);
     }
 
     #[tokio::test]

@@ -6,10 +6,12 @@ use meditrustal_crypto::Digest;
 
 use crate::batch::{NewBatch, PendingAnchor, PendingSummary};
 use crate::consent::{ConsentSignature, GrantTerms, OnChainConsent, RevokeTerms};
+use crate::types::EntryKey;
 use crate::types::{
     ChainAnchor, ChainStatus, ContractLocation, LedgerJob, OnChainBatch, OnChainRecord, OutboxJob,
-    Submission, TxHash, TxStatus,
+    Replacement, Submission, TxHash, TxStatus,
 };
+use crate::watch::{AnchoredJob, BlockRef, ChainEvent, UnmatchedEvent};
 
 /// Errors a [`Ledger`] implementation returns.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -48,6 +50,13 @@ pub trait Ledger: Send + Sync {
     /// Looks up a transaction sent earlier. Errors:
     /// [`LedgerError::Unavailable`].
     async fn transaction_status(&self, tx_hash: &TxHash) -> Result<TxStatus, LedgerError>;
+
+    /// Sends again the pending transaction `tx_hash` with the same nonce
+    /// and call, and max fee and priority fee raised enough for the node
+    /// to accept it as a replacement. Errors: [`LedgerError::Unavailable`],
+    /// and [`LedgerError::Rejected`] when the node refuses the
+    /// replacement.
+    async fn replace_transaction(&self, tx_hash: &TxHash) -> Result<Replacement, LedgerError>;
 
     /// Reads the anchored entry for `anchor_hash`, or `None` when the chain
     /// has none. Errors: [`LedgerError::Unavailable`],
@@ -195,4 +204,87 @@ pub trait ConsentSigner: Send + Sync {
         secret_key: &[u8],
         terms: &RevokeTerms,
     ) -> Result<ConsentSignature, SignerError>;
+}
+
+/// Reads the entries the contracts wrote, block by block, as the
+/// [`crate::ChainWatcher`] follows the chain.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait ChainEvents: Send + Sync {
+    /// Returns the number of the latest block. Errors:
+    /// [`LedgerError::Unavailable`].
+    async fn head_block(&self) -> Result<u64, LedgerError>;
+
+    /// Returns the hash of block `number`, or `None` when the chain has no
+    /// such block (it is shorter now, after a reorg or a reset). Errors:
+    /// [`LedgerError::Unavailable`].
+    async fn block_hash(&self, number: u64) -> Result<Option<Digest>, LedgerError>;
+
+    /// Returns the events of every watched contract in blocks `from` to
+    /// `to` inclusive, in chain order. Errors:
+    /// [`LedgerError::Unavailable`].
+    async fn events(&self, from: u64, to: u64) -> Result<Vec<ChainEvent>, LedgerError>;
+}
+
+/// The database side of chain reconciliation: the watcher's progress, the
+/// jobs the chain should contain, and the events that match no job.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait WatchStore: Send + Sync {
+    /// Returns the last block the watcher processed, or `None` before the
+    /// first run. Errors: [`OutboxError::Unavailable`] (for all methods).
+    async fn progress(&self) -> Result<Option<BlockRef>, OutboxError>;
+
+    /// Stores the last block processed.
+    async fn save_progress(&self, block: BlockRef) -> Result<(), OutboxError>;
+
+    /// Forgets the progress and the unmatched events from block `from` on,
+    /// because the chain those blocks came from was replaced.
+    async fn rewind(&self, from: u64) -> Result<(), OutboxError>;
+
+    /// Returns the finished jobs whose entry the database places in blocks
+    /// `from` to `to` inclusive.
+    async fn anchored_jobs(&self, from: u64, to: u64) -> Result<Vec<AnchoredJob>, OutboxError>;
+
+    /// Returns the finished jobs whose entry the database places above
+    /// block `block`.
+    async fn anchored_above(&self, block: u64) -> Result<Vec<AnchoredJob>, OutboxError>;
+
+    /// Returns which of `entries` some outbox job writes, in any state.
+    async fn known_entries(&self, entries: Vec<EntryKey>) -> Result<Vec<EntryKey>, OutboxError>;
+
+    /// Reopens a finished job whose entry the chain lacks: the job becomes
+    /// due again and its target row pending, unless the job changed since
+    /// it was read as `seen`. Returns whether it was reopened.
+    async fn reanchor(&self, seen: AnchoredJob, reason: String) -> Result<bool, OutboxError>;
+
+    /// Moves a finished job and its target row to the transaction and
+    /// block where the chain holds the entry, unless the job changed since
+    /// it was read as `seen`.
+    async fn move_anchor(&self, seen: AnchoredJob, found: ChainAnchor) -> Result<(), OutboxError>;
+
+    /// Records events that match no job; an event already recorded is
+    /// kept once.
+    async fn report_unmatched(&self, events: Vec<ChainEvent>) -> Result<(), OutboxError>;
+
+    /// Lists the recorded unmatched events, oldest block first.
+    async fn unmatched_events(&self) -> Result<Vec<UnmatchedEvent>, OutboxError>;
+}
+
+/// A lock that at most one process holds at a time, across every instance
+/// on the same database: the holder alone signs and sends chain
+/// transactions, so one process owns the registrar's nonce.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait SignerLock: Send + Sync {
+    /// Takes the lock if it is free and returns whether this process holds
+    /// it now (also when it held it already). Errors:
+    /// [`OutboxError::Unavailable`] when the database cannot be reached;
+    /// the lock then counts as lost.
+    async fn try_acquire(&self) -> Result<bool, OutboxError>;
+
+    /// Checks that the lock is still held, which fails when the database
+    /// connection that holds it was lost. Errors:
+    /// [`OutboxError::Unavailable`].
+    async fn is_held(&self) -> Result<bool, OutboxError>;
 }

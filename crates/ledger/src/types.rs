@@ -176,6 +176,44 @@ impl LedgerJob {
             Self::AnchorBatch(_) => "anchor_batch",
         }
     }
+
+    /// Key of the on-chain entry this job writes: the first indexed
+    /// argument of the event the contract emits for it, as 32 bytes.
+    pub fn entry_key(&self) -> EntryKey {
+        let key = match self {
+            Self::RegisterUser(user) => {
+                let mut key = [0u8; 32];
+                key[12..].copy_from_slice(user.address.as_bytes());
+                key
+            }
+            Self::AnchorRecord(record) => *record.anchor_hash.as_bytes(),
+            Self::GrantConsent(grant) => crate::consent::consent_key(grant.terms.consent_id),
+            Self::RevokeConsent(revocation) => {
+                crate::consent::consent_key(revocation.terms.consent_id)
+            }
+            Self::AnchorAuditHead(head) => {
+                let mut key = [0u8; 32];
+                key[24..].copy_from_slice(&head.seq.to_be_bytes());
+                key
+            }
+            Self::AnchorBatch(batch) => *batch.root.as_bytes(),
+        };
+        EntryKey {
+            kind: self.kind().to_owned(),
+            key: Digest::from_bytes(key),
+        }
+    }
+}
+
+/// Names one on-chain entry: the kind of job that writes it and the first
+/// indexed argument of its event (account, record hash, consent id, audit
+/// sequence number or batch root, each as 32 bytes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryKey {
+    /// The job kind that writes the entry, as [`LedgerJob::kind`] spells it.
+    pub kind: String,
+    /// The event's first indexed topic.
+    pub key: Digest,
 }
 
 /// A job claimed from the outbox.
@@ -189,6 +227,8 @@ pub struct OutboxJob {
     pub attempts: u32,
     /// Transaction already sent for this job and not yet seen mined.
     pub submitted_tx: Option<TxHash>,
+    /// When `submitted_tx` was sent; a replacement resets it.
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// Block and transaction of a mined entry.
@@ -219,6 +259,17 @@ pub enum TxStatus {
     /// Mined but reverted.
     Reverted,
     /// The node does not know it: dropped, or the chain was reset.
+    Unknown,
+}
+
+/// Result of replacing a pending transaction with a higher fee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replacement {
+    /// The replacement was sent with the same nonce; follow this hash now.
+    Sent(TxHash),
+    /// The original was mined before it could be replaced.
+    Mined(ChainAnchor),
+    /// The node no longer knows the original: send the job again.
     Unknown,
 }
 
@@ -372,6 +423,37 @@ mod tests {
             })
         );
         assert_eq!(serde_json::from_value::<LedgerJob>(json).unwrap(), job);
+    }
+
+    #[test]
+    fn entry_keys_are_the_first_event_topic() {
+        let address: Address = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+            .parse()
+            .unwrap();
+        let user = LedgerJob::RegisterUser(UserRegistration {
+            user_id: Uuid::nil(),
+            did: "did:meditrustal:x".into(),
+            address,
+            role: ChainRole::Patient,
+        });
+        let head = LedgerJob::AnchorAuditHead(AuditHeadAnchor {
+            seq: 0x0102,
+            head_hash: Digest::from_bytes([0xab; 32]),
+        });
+
+        assert_eq!(
+            user.entry_key().key.to_string(),
+            format!(
+                "0x{}f39fd6e51aad88f6f4ce6ab8827279cfffb92266",
+                "00".repeat(12)
+            )
+        );
+        assert_eq!(user.entry_key().kind, "register_user");
+        assert_eq!(
+            head.entry_key().key.to_string(),
+            format!("0x{}0102", "00".repeat(30))
+        );
+        assert_eq!(head.entry_key().kind, "anchor_audit_head");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Composition root: builds the adapters from settings, hands them to the
-//! domain services as ports, and starts the HTTP server and outbox worker.
+//! domain services as ports, and starts the HTTP server and the chain
+//! worker (outbox and chain watcher, while this instance holds the signer
+//! lock).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -16,8 +18,8 @@ use meditrustal_adapter_paseto::{
 };
 use meditrustal_adapter_postgres::{
     PgAuditStore, PgBatchStore, PgConsentStore, PgLoginThrottle, PgMailOutbox, PgMfaStore,
-    PgOneTimeTokenStore, PgOutboxStore, PgRecordStore, PgSessionStore, PgUserAdminStore,
-    PgUserStore, Pool, PoolConfig,
+    PgOneTimeTokenStore, PgOutboxStore, PgRecordStore, PgSessionStore, PgSignerLock,
+    PgUserAdminStore, PgUserStore, PgWatchStore, Pool, PoolConfig,
 };
 use meditrustal_audit::AuditService;
 use meditrustal_crypto::KeyProvider;
@@ -28,7 +30,8 @@ use meditrustal_identity::{
     AdminService, IdentityService, SecurityPolicy, SecurityPorts, ThrottlePolicy,
 };
 use meditrustal_ledger::{
-    AnchorMode, BackoffPolicy, BatchAnchorer, BatchPolicy, BatchRound, Ledger, OutboxProcessor,
+    AnchorMode, BackoffPolicy, BatchAnchorer, BatchPolicy, BatchRound, ChainWatcher, Ledger,
+    OutboxProcessor, SignerLock, WatchPolicy,
 };
 use meditrustal_records::{ConsentService, JobSignal, RecordService};
 use secrecy::{ExposeSecret, SecretString};
@@ -249,8 +252,9 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     };
     let processor =
         OutboxProcessor::new(Arc::new(outbox), observed_ledger, backoff_policy(settings));
-    let (stop_worker, stopped) = watch::channel(false);
+    let chain_watcher = watcher(settings, ledger.clone(), pool.clone());
     let idle = Duration::from_millis(settings.anchoring.poll_interval_ms);
+    let (stop_worker, stopped) = watch::channel(false);
     let anchor_interval = Duration::from_millis(settings.audit.anchor_interval_ms.max(1));
     let anchoring = tokio::spawn(run_audit_anchoring(
         audit,
@@ -258,12 +262,21 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         anchor_interval,
         stopped.clone(),
     ));
+    // Batches are formed in the database with row locks, so every instance
+    // may run a batcher; only the signer lock holder sends them.
     let batcher = (mode == AnchorMode::Batch).then(|| {
         let anchorer =
             BatchAnchorer::new(Arc::new(PgBatchStore::new(pool)), batch_policy(settings));
         tokio::spawn(run_batcher(anchorer, signal.clone(), idle, stopped.clone()))
     });
-    let worker = tokio::spawn(run_worker(processor, signal, idle, stopped));
+    let chain_work = ChainWork {
+        lock: Arc::new(PgSignerLock::new(settings.database.url.clone())),
+        processor,
+        watcher: chain_watcher,
+        signal,
+        timing: ChainTiming::from_settings(settings),
+    };
+    let worker = tokio::spawn(chain_work.run(stopped));
 
     tracing::info!(%address, ?metrics_address, anchoring.mode = mode.as_str(), "MediTrustAl listening");
     Ok(Running {
@@ -444,6 +457,7 @@ fn backoff_policy(settings: &Settings) -> BackoffPolicy {
         check_interval: Duration::from_millis(anchoring.check_interval_ms),
         lease: Duration::from_secs(anchoring.lease_secs),
         batch_size: anchoring.batch_size,
+        replace_after: Duration::from_millis(anchoring.replace_after_ms),
     }
 }
 
@@ -508,34 +522,141 @@ async fn run_batcher(
     tracing::info!("record batcher stopped");
 }
 
-/// Runs outbox rounds until the stop signal: at once while jobs keep coming,
-/// otherwise after a signal or the idle interval.
-async fn run_worker(
-    processor: OutboxProcessor,
-    signal: Arc<WorkerSignal>,
+/// Builds the chain watcher of the deployment `ledger` writes to. Its
+/// progress is stored under the chain id and record registry address, so
+/// a new deployment starts from its own deployment block.
+pub fn watcher(settings: &Settings, ledger: Arc<EthersLedger>, pool: Pool) -> ChainWatcher {
+    let manifest = ledger.manifest();
+    let name = watcher_name(manifest);
+    let policy = WatchPolicy {
+        confirmations: settings.chain.confirmations,
+        start_block: manifest.deploy_block,
+        page_blocks: settings.chain.watch_page_blocks.max(1),
+    };
+    ChainWatcher::new(ledger, Arc::new(PgWatchStore::new(pool, name)), policy)
+}
+
+/// Name of the watcher's progress row: chain id and record registry.
+pub fn watcher_name(manifest: &DeploymentManifest) -> String {
+    format!(
+        "{}:{}",
+        manifest.chain_id, manifest.contracts.medical_record_registry.address
+    )
+}
+
+/// Intervals of the chain task.
+struct ChainTiming {
     idle: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    tracing::info!(idle_ms = idle.as_millis() as u64, "outbox worker started");
-    loop {
-        match processor.run_once(chrono::Utc::now()).await {
-            Ok(report) if report.claimed > 0 => {
-                tracing::debug!(?report, "outbox round");
-                if *stop.borrow() {
-                    break;
-                }
-                continue;
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "outbox round failed; retrying"),
-        }
-        tokio::select! {
-            () = signal.outbox.notified() => {}
-            () = tokio::time::sleep(idle) => {}
-            _ = stop.changed() => break,
+    watch_interval: Duration,
+    signer_retry: Duration,
+}
+
+impl ChainTiming {
+    fn from_settings(settings: &Settings) -> Self {
+        Self {
+            idle: Duration::from_millis(settings.anchoring.poll_interval_ms),
+            watch_interval: Duration::from_millis(settings.chain.watch_interval_ms.max(1)),
+            signer_retry: Duration::from_millis(settings.anchoring.signer_retry_ms.max(1)),
         }
     }
-    tracing::info!("outbox worker stopped");
+}
+
+/// The chain work of one instance: the outbox worker and the chain
+/// watcher, which run only while this instance holds the signer lock, so
+/// that one process at a time owns the registrar's nonce.
+struct ChainWork {
+    lock: Arc<dyn SignerLock>,
+    processor: OutboxProcessor,
+    watcher: ChainWatcher,
+    signal: Arc<WorkerSignal>,
+    timing: ChainTiming,
+}
+
+impl ChainWork {
+    /// Waits for the signer lock, then works while holding it, and waits
+    /// again when it is lost, until the stop signal.
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        tracing::info!(
+            idle_ms = self.timing.idle.as_millis() as u64,
+            "chain worker started; waiting for the signer lock"
+        );
+        loop {
+            match self.lock.try_acquire().await {
+                Ok(true) => {
+                    tracing::info!("signer lock taken; this instance sends chain transactions");
+                    if self.work_while_held(&mut stop).await {
+                        break;
+                    }
+                    tracing::warn!("signer lock lost; waiting to take it again");
+                }
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "cannot take the signer lock; retrying"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.timing.signer_retry) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        tracing::info!("chain worker stopped");
+    }
+
+    /// Runs outbox rounds, at once while jobs keep coming and otherwise
+    /// after a signal or the idle interval, and watcher rounds every watch
+    /// interval. Returns `true` on the stop signal and `false` when the
+    /// lock is lost.
+    ///
+    /// NOTE: the lock is checked before each round, not before each send,
+    /// so a holder whose connection dies mid-round may send alongside the
+    /// next holder for the rest of that round; the nonce retry in the chain
+    /// adapter recovers from the collision.
+    async fn work_while_held(&self, stop: &mut watch::Receiver<bool>) -> bool {
+        let mut next_watch = tokio::time::Instant::now();
+        loop {
+            match self.lock.is_held().await {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot check the signer lock");
+                    return false;
+                }
+            }
+            if tokio::time::Instant::now() >= next_watch {
+                self.watch_round().await;
+                next_watch = tokio::time::Instant::now() + self.timing.watch_interval;
+            }
+
+            match self.processor.run_once(chrono::Utc::now()).await {
+                Ok(report) if report.claimed > 0 => {
+                    tracing::debug!(?report, "outbox round");
+                    if *stop.borrow() {
+                        return true;
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "outbox round failed; retrying"),
+            }
+            let wake = next_watch.min(tokio::time::Instant::now() + self.timing.idle);
+            tokio::select! {
+                () = self.signal.outbox.notified() => {}
+                () = tokio::time::sleep_until(wake) => {}
+                _ = stop.changed() => return true,
+            }
+        }
+    }
+
+    async fn watch_round(&self) {
+        match self.watcher.run_once().await {
+            Ok(report) => {
+                if !report.reanchored.is_empty() {
+                    // The reopened jobs are due now.
+                    self.signal.job_enqueued();
+                }
+                tracing::debug!(?report, "chain watcher round");
+            }
+            Err(error) => tracing::warn!(%error, "chain watcher round failed; retrying"),
+        }
+    }
 }
 
 /// Queues the audit chain head for anchoring every `interval` while it

@@ -113,6 +113,13 @@ pub struct ChainSettings {
     /// Hex secp256k1 key of the registrar account.
     #[serde(serialize_with = "redact_option")]
     pub registrar_key: Option<SecretString>,
+    /// Blocks that must follow a block before the chain watcher takes its
+    /// events as final.
+    pub confirmations: u64,
+    /// Interval between chain watcher rounds, in milliseconds.
+    pub watch_interval_ms: u64,
+    /// Most blocks per `eth_getLogs` range of the chain watcher.
+    pub watch_page_blocks: u64,
 }
 
 /// Outbox worker and record anchoring settings.
@@ -137,6 +144,12 @@ pub struct AnchoringSettings {
     pub check_interval_ms: u64,
     /// Job lease, in seconds.
     pub lease_secs: u64,
+    /// Time after which a pending transaction is replaced with a higher
+    /// fee, in milliseconds.
+    pub replace_after_ms: u64,
+    /// Interval at which an instance without the signer lock tries to take
+    /// it, in milliseconds.
+    pub signer_retry_ms: u64,
 }
 
 /// Token and password settings.

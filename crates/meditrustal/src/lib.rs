@@ -7,6 +7,7 @@
 pub mod app;
 pub mod audit;
 pub mod backup;
+pub mod chain;
 pub mod config;
 pub mod keys;
 pub mod metrics;

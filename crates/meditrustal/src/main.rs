@@ -74,6 +74,11 @@ enum Command {
         #[arg(long)]
         content: Option<PathBuf>,
     },
+    /// Reconcile the chain with the database.
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
     /// Create or promote admin accounts; the API never does.
     Admin {
         #[command(subcommand)]
@@ -106,6 +111,14 @@ enum AuditCommand {
     /// Check every audit event from the first against the hash chain and
     /// the heads anchored on-chain; exit 1 naming the first broken event.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum ChainCommand {
+    /// Read the contracts' events up to the confirmed head, reopen the
+    /// outbox jobs whose entry the chain lost (the serving instance sends
+    /// them again), and list the events that match no job.
+    Reconcile,
 }
 
 #[derive(Subcommand)]
@@ -217,6 +230,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => verify_audit(&settings).await,
+        Command::Chain {
+            command: ChainCommand::Reconcile,
+        } => {
+            let report = meditrustal::chain::reconcile(&settings).await?;
+            println!("{}", meditrustal::chain::describe(&report));
+            Ok(())
+        }
         Command::Admin { command } => admin(&settings, command).await,
         Command::Backup { dir } => {
             let mut progress = Progress::start("backup", "steps", backup::BACKUP_STEPS);

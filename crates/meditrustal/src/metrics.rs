@@ -13,7 +13,7 @@ use meditrustal_http_api::{
 };
 use meditrustal_ledger::{
     ChainStatus, ContractLocation, Ledger, LedgerError, LedgerJob, OnChainBatch, OnChainConsent,
-    OnChainRecord, Submission, TxHash, TxStatus,
+    OnChainRecord, Replacement, Submission, TxHash, TxStatus,
 };
 
 /// Upper bounds of the anchoring delay buckets, in seconds.
@@ -83,6 +83,10 @@ impl<L: Ledger> Ledger for ObservedLedger<L> {
 
     async fn transaction_status(&self, tx_hash: &TxHash) -> Result<TxStatus, LedgerError> {
         self.observe(self.inner.transaction_status(tx_hash).await)
+    }
+
+    async fn replace_transaction(&self, tx_hash: &TxHash) -> Result<Replacement, LedgerError> {
+        self.observe(self.inner.replace_transaction(tx_hash).await)
     }
 
     async fn find_record(

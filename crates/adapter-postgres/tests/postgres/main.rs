@@ -20,3 +20,4 @@ mod pool;
 mod records;
 mod support;
 mod users;
+mod watch;

@@ -1,0 +1,9 @@
+DROP TABLE chain_unmatched_events;
+DROP TABLE chain_watch_progress;
+DROP INDEX outbox_jobs_done_block_idx;
+DROP INDEX outbox_jobs_entry_idx;
+ALTER TABLE outbox_jobs
+    DROP COLUMN reanchor_count,
+    DROP COLUMN sent_at,
+    DROP COLUMN block_number,
+    DROP COLUMN entry_key;
