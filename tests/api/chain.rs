@@ -160,7 +160,13 @@ const OUTAGE: Duration = Duration::from_secs(12);
 async fn records_created_during_an_outage_are_anchored_once() {
     use meditrustal_tests::probe::{manifest, record_added_events, text_rows};
 
-    let mut app = TestApp::spawn_with_chain_state().await.unwrap();
+    // Per-record mode, so that every record has its own event to count;
+    // the batch tests cover lost and resent batches.
+    let mut app = TestApp::spawn_with_chain_state_and(|settings| {
+        settings.anchoring.mode = meditrustal_ledger::AnchorMode::PerRecord;
+    })
+    .await
+    .unwrap();
     let (_, token) = app.patient("otto").await;
     let before = app.create_record(&token, "VITAL_SIGNS", GLUCOSE).await;
     app.wait_anchored(&token, before["id"].as_str().unwrap())

@@ -13,7 +13,7 @@ use ethers::types::{H256, U256};
 use meditrustal_adapter_ethers::testing::test_config;
 use meditrustal_adapter_ethers::EthersLedger;
 use meditrustal_crypto::sha256;
-use meditrustal_ledger::{Ledger, LedgerJob, RecordAnchor, Submission};
+use meditrustal_ledger::{AnchorMode, Ledger, LedgerJob, RecordAnchor, Submission};
 use meditrustal_tests::probe::{manifest, record_added_events, text_rows, wait_until};
 use meditrustal_tests::serde_json::Value;
 use meditrustal_tests::TestApp;
@@ -51,7 +51,10 @@ fn reanchor_counts(app: &TestApp) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher_reanchors_rolled_back_records_and_reports_strangers() {
-    let app = TestApp::spawn().await.unwrap();
+    // Per-record mode: each record has its own job and event.
+    let app = TestApp::spawn_with(|settings| settings.anchoring.mode = AnchorMode::PerRecord)
+        .await
+        .unwrap();
     let (_, token) = app.patient("rita").await;
     let kept = app.create_record(&token, "LAB_RESULT", GLUCOSE).await;
     let kept_id = kept["id"].as_str().unwrap().to_owned();
@@ -164,6 +167,7 @@ async fn wait_for_other_value(app: &TestApp, sql: &str, old: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stuck_transaction_is_replaced_with_higher_fees() {
     let app = TestApp::spawn_with(|settings| {
+        settings.anchoring.mode = AnchorMode::PerRecord;
         settings.anchoring.replace_after_ms = 1000;
         settings.chain.receipt_timeout_ms = 300;
     })
@@ -251,4 +255,111 @@ async fn stuck_transaction_is_replaced_with_higher_fees() {
         .filter(|(key, _)| *key == anchor_hash)
         .collect();
     assert_eq!(for_record, vec![&(anchor_hash.clone(), mined.clone())]);
+}
+
+/// Anchor transaction hash of each record in `ids`, by record id, or null
+/// while the record is not anchored.
+async fn record_txs(app: &TestApp, token: &str, ids: &[String]) -> BTreeMap<String, Value> {
+    let mut txs = BTreeMap::new();
+    for id in ids {
+        let record: Value = app
+            .get(&format!("/medical-records/{id}"), Some(token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let anchored = record["anchor"]["status"] == "anchored";
+        let tx = if anchored {
+            record["anchor"]["tx_hash"].clone()
+        } else {
+            Value::Null
+        };
+        txs.insert(id.clone(), tx);
+    }
+    txs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_reanchors_rolled_back_batch() {
+    // The resent root waits behind the nonce gap the rollback left until
+    // the stuck-send timeout sends it again with a fresh nonce.
+    let app = TestApp::spawn_with(|settings| {
+        settings.anchoring.mode = AnchorMode::Batch;
+        settings.anchoring.replace_after_ms = 1_000;
+    })
+    .await
+    .unwrap();
+    let (_, token) = app.patient("bea").await;
+    let kept = app.create_record(&token, "LAB_RESULT", GLUCOSE).await;
+    let kept_id = kept["id"].as_str().unwrap().to_owned();
+    app.wait_anchored(&token, &kept_id).await;
+
+    let provider = app.anvil.provider().unwrap();
+    let snapshot: U256 = provider.request("evm_snapshot", ()).await.unwrap();
+    let mut lost_ids = Vec::new();
+    for _ in 0..3 {
+        let created = app.create_record(&token, "VITAL_SIGNS", GLUCOSE).await;
+        lost_ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    for id in &lost_ids {
+        app.wait_anchored(&token, id).await;
+    }
+    let lost_txs = record_txs(&app, &token, &lost_ids).await;
+    let reverted: bool = provider.request("evm_revert", [snapshot]).await.unwrap();
+    assert!(reverted);
+
+    // The resent transaction may get the same hash as the lost one: same
+    // nonce, call and fees, signed deterministically.
+    wait_until(30, "re-anchoring of the rolled-back batch", || async {
+        // Three creates may form one or two batches; each lost batch is
+        // reopened once and sent again.
+        let unfinished = text_rows(
+            &app,
+            "SELECT count(*)::text AS value FROM outbox_jobs \
+             WHERE kind = 'anchor_batch' AND status <> 'done'",
+        );
+        let reopened = text_rows(
+            &app,
+            "SELECT count(*)::text AS value FROM outbox_jobs \
+             WHERE kind = 'anchor_batch' AND reanchor_count = 1",
+        );
+        let now = record_txs(&app, &token, &lost_ids).await;
+        unfinished == vec!["0"]
+            && reopened != vec!["0"]
+            && lost_ids.iter().all(|id| now[id].is_string())
+    })
+    .await;
+    let now = record_txs(&app, &token, &lost_ids).await;
+    for id in &lost_ids {
+        assert!(lost_txs[id].is_string(), "record {id} was anchored before");
+        assert!(now[id].is_string(), "record {id} is anchored again");
+    }
+
+    // The batch jobs were reopened, never the record jobs folded into them.
+    let record_reopens = text_rows(
+        &app,
+        "SELECT count(*)::text AS value FROM outbox_jobs \
+         WHERE kind = 'anchor_record' AND reanchor_count > 0",
+    );
+    assert_eq!(record_reopens, vec!["0"]);
+    let kept_batch_reopens = text_rows(
+        &app,
+        &format!(
+            "SELECT job.reanchor_count::text AS value FROM outbox_jobs AS job \
+             JOIN medical_records AS record ON record.anchor_batch_id = job.anchor_batch_id \
+             WHERE job.kind = 'anchor_batch' AND record.id = '{kept_id}'"
+        ),
+    );
+    assert_eq!(kept_batch_reopens, vec!["0"]);
+    let unmatched = text_rows(&app, "SELECT kind AS value FROM chain_unmatched_events");
+    assert_eq!(unmatched, Vec::<String>::new());
+    for id in lost_ids.iter().chain([&kept_id]) {
+        let report: Value = app
+            .get(&format!("/medical-records/{id}/verify"), Some(&token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(report["verified"], true, "{report}");
+    }
 }

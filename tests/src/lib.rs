@@ -85,6 +85,14 @@ impl TestApp {
     /// Like [`TestApp::spawn`], with an anvil node that keeps its state in
     /// a file, so that [`AnvilNode::restart`] brings the same chain back.
     pub async fn spawn_with_chain_state() -> anyhow::Result<Self> {
+        Self::spawn_with_chain_state_and(|_| {}).await
+    }
+
+    /// Like [`Self::spawn_with_chain_state`], with settings changed by
+    /// `adjust`.
+    pub async fn spawn_with_chain_state_and(
+        adjust: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Self> {
         let state = std::env::temp_dir().join(format!(
             "meditrustal-anvil-{}.json",
             uuid::Uuid::new_v4().simple()
@@ -92,7 +100,7 @@ impl TestApp {
         let anvil = AnvilNode::start_with_state(&state)
             .await
             .context("starting anvil")?;
-        let mut app = Self::spawn_on(anvil, |_| {}).await?;
+        let mut app = Self::spawn_on(anvil, adjust).await?;
         app.anvil_state = Some(state);
         Ok(app)
     }

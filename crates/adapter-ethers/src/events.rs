@@ -134,6 +134,19 @@ impl EthersLedger {
                 _ => Ok(Replacement::Unknown),
             };
         }
+        // Above the next usable nonce, the transaction waits behind a gap
+        // left by dropped transactions (a rolled-back chain) and would never
+        // be mined, so it counts as gone and the job is sent again.
+        let next_nonce = self
+            .chain
+            .pending_transaction_count()
+            .await
+            .map_err(unavailable)?;
+        if original.nonce > next_nonce {
+            tracing::warn!(tx.hash = %tx_hash, tx.nonce = %original.nonce, %next_nonce, "pending transaction waits behind a nonce gap; sending the job again");
+            self.chain.reset_nonce().await;
+            return Ok(Replacement::Unknown);
+        }
         match self.chain.replace(&original).await {
             Ok(replacement) => Ok(Replacement::Sent(to_digest(replacement))),
             Err(crate::rpc::ChainError::Node(message)) => {

@@ -306,6 +306,12 @@ impl ChainClient {
         self.rpc("eth_getTransactionCount", count).await
     }
 
+    /// Reads the registrar's transaction count including the node's
+    /// executable pending transactions, which is the next usable nonce.
+    pub(crate) async fn pending_transaction_count(&self) -> Result<U256, ChainError> {
+        self.pending_nonce().await
+    }
+
     /// Clears the cached nonce, so the next send reads it from the node.
     pub(crate) async fn reset_nonce(&self) {
         *self.next_nonce.lock().await = None;

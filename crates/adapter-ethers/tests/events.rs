@@ -93,8 +93,8 @@ async fn log_watched_twice_is_one_event_of_the_first_kind() {
         .await
         .unwrap();
 
-    assert_eq!(default_count, 5);
-    assert_eq!(ledger.watched_events().len(), 6);
+    assert_eq!(default_count, 6);
+    assert_eq!(ledger.watched_events().len(), 7);
     let kinds: Vec<&str> = events
         .iter()
         .map(|event| event.entry.kind.as_str())
@@ -126,7 +126,7 @@ async fn pending_transaction_is_replaced_with_raised_fees() {
         .unwrap()
         .unwrap();
     assert_ne!(replacement, original);
-    assert_eq!(sent.nonce, 4.into());
+    assert_eq!(sent.nonce, 5.into());
     node.set_automine(true).await.unwrap();
     let status = ledger.transaction_status(&replacement).await.unwrap();
     let TxStatus::Mined(anchor) = status else {

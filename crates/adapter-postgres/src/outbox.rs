@@ -193,7 +193,7 @@ UPDATE outbox_jobs AS job
 SET locked_until = now() + make_interval(secs => $2), updated_at = now()
 FROM due
 WHERE job.id = due.id
-RETURNING job.id, job.payload, job.attempts, job.tx_hash, job.next_attempt_at";
+RETURNING job.id, job.payload, job.attempts, job.tx_hash, job.next_attempt_at, job.sent_at";
 
 /// PostgreSQL implementation of [`OutboxStore`].
 #[derive(Clone, Debug)]

@@ -34,7 +34,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(db_url: &str, anvil: &AnvilNode, data_dir: &Path, name: &str) -> Self {
+    /// Starts a server anchoring in `mode` (`batch` or `per_record`).
+    fn start(db_url: &str, anvil: &AnvilNode, data_dir: &Path, name: &str, mode: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -56,6 +57,8 @@ impl Server {
             .env("MEDITRUSTAL__CHAIN__POLL_INTERVAL_MS", "10")
             .env("MEDITRUSTAL__CHAIN__CONFIRMATIONS", "0")
             .env("MEDITRUSTAL__CHAIN__WATCH_INTERVAL_MS", "500")
+            .env("MEDITRUSTAL__ANCHORING__MODE", mode)
+            .env("MEDITRUSTAL__ANCHORING__BATCH_MAX_WAIT_MS", "200")
             .env("MEDITRUSTAL__ANCHORING__POLL_INTERVAL_MS", "100")
             .env("MEDITRUSTAL__ANCHORING__INITIAL_BACKOFF_MS", "100")
             .env("MEDITRUSTAL__ANCHORING__MAX_BACKOFF_MS", "1000")
@@ -267,9 +270,10 @@ async fn two_servers_anchor_each_record_once_and_take_over() {
 
     // The first start records the master key's check value; the second
     // then finds it.
-    let mut first = Server::start(&url, &anvil, &data_dir, "first");
+    // Per-record mode, so that each record has its own event to count.
+    let mut first = Server::start(&url, &anvil, &data_dir, "first", "per_record");
     first.wait_ready(&client).await;
-    let mut second = Server::start(&url, &anvil, &data_dir, "second");
+    let mut second = Server::start(&url, &anvil, &data_dir, "second", "per_record");
     second.wait_ready(&client).await;
 
     let first_token = register_and_login(&client, &first, "ann").await;
@@ -309,6 +313,118 @@ async fn two_servers_anchor_each_record_once_and_take_over() {
     wait_all_anchored(&url, 45).await;
     assert_anchored_once(&url, &anvil, &manifest).await;
     assert!(other.holds_signer_lock(), "{}", other.log_text());
+    let nonce_errors = text_rows(
+        &url,
+        "SELECT coalesce(last_error, '-') AS value FROM outbox_jobs \
+         WHERE last_error ILIKE '%nonce%'",
+    );
+    assert_eq!(nonce_errors, Vec::<String>::new());
+
+    let _removed = std::fs::remove_dir_all(&data_dir);
+}
+
+/// `(root, tx hash)` of every `BatchAnchored` event.
+async fn batch_events(anvil: &AnvilNode, manifest: &DeploymentManifest) -> Vec<String> {
+    let registry = manifest
+        .contracts
+        .batch_anchor_registry
+        .expect("the deployment has a batch registry");
+    let signature = H256(ethers::utils::keccak256("BatchAnchored(bytes32,uint256)"));
+    let filter = Filter::new()
+        .from_block(0u64)
+        .address(H160(*registry.address.as_bytes()))
+        .topic0(signature);
+    anvil
+        .provider()
+        .unwrap()
+        .get_logs(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|log| format!("{:#x} {:#x}", log.topics[1], log.transaction_hash.unwrap()))
+        .collect()
+}
+
+/// Checks that the chain holds each batch root exactly once, in the
+/// transaction the database records, and that every record is anchored
+/// in its batch's transaction.
+async fn assert_batches_anchored_once(
+    url: &str,
+    anvil: &AnvilNode,
+    manifest: &DeploymentManifest,
+    records: usize,
+) {
+    let mut rows = text_rows(
+        url,
+        "SELECT '0x' || encode(root, 'hex') || ' 0x' || encode(tx_hash, 'hex') AS value \
+         FROM anchor_batches",
+    );
+    rows.sort_unstable();
+    let mut events = batch_events(anvil, manifest).await;
+    events.sort_unstable();
+    assert_eq!(events, rows);
+    let roots: BTreeSet<&str> = events.iter().map(|event| &event[..66]).collect();
+    assert_eq!(roots.len(), events.len());
+
+    let in_batch_tx = text_rows(
+        url,
+        "SELECT count(*)::text AS value FROM medical_records AS record \
+         JOIN anchor_batches AS batch ON batch.id = record.anchor_batch_id \
+         WHERE record.anchor_tx_hash = batch.tx_hash",
+    );
+    assert_eq!(in_batch_tx, vec![records.to_string()]);
+    let leaves = text_rows(
+        url,
+        "SELECT coalesce(sum(leaf_count), 0)::text AS value FROM anchor_batches",
+    );
+    assert_eq!(leaves, vec![records.to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_batching_servers_anchor_each_record_once() {
+    let db = TestDatabase::create().await.unwrap();
+    let url = db.url().expose_secret().to_owned();
+    let anvil = AnvilNode::start().await.unwrap();
+    let (_, manifest) = deploy_test_ledger(&anvil).await.unwrap();
+    let data_dir = std::env::temp_dir().join(format!(
+        "meditrustal-instances-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    manifest.save(&data_dir.join("deployment.json")).unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    let mut first = Server::start(&url, &anvil, &data_dir, "first", "batch");
+    first.wait_ready(&client).await;
+    let mut second = Server::start(&url, &anvil, &data_dir, "second", "batch");
+    second.wait_ready(&client).await;
+
+    let first_token = register_and_login(&client, &first, "cyd").await;
+    let second_token = register_and_login(&client, &second, "dov").await;
+    let (created, more) = tokio::join!(
+        create_records(&client, &first, &first_token, 15),
+        create_records(&client, &second, &second_token, 15),
+    );
+    assert_eq!(created.len() + more.len(), 30);
+    wait_all_anchored(&url, 30).await;
+    assert_batches_anchored_once(&url, &anvil, &manifest, 30).await;
+
+    // Both servers form batches; killing the lock holder with work queued
+    // loses nothing.
+    let (mut holder, other, holder_token, other_token) = if first.holds_signer_lock() {
+        (first, second, &first_token, &second_token)
+    } else {
+        (second, first, &second_token, &first_token)
+    };
+    let queued = create_records(&client, &holder, holder_token, 5).await;
+    holder.kill();
+    let after = create_records(&client, &other, other_token, 10).await;
+    assert_eq!(queued.len() + after.len(), 15);
+    wait_all_anchored(&url, 45).await;
+    assert_batches_anchored_once(&url, &anvil, &manifest, 45).await;
     let nonce_errors = text_rows(
         &url,
         "SELECT coalesce(last_error, '-') AS value FROM outbox_jobs \
