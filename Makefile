@@ -6,12 +6,13 @@ SHELL := /bin/bash
 DOMAIN_CRATES := meditrustal-identity meditrustal-records meditrustal-crypto meditrustal-ledger meditrustal-audit
 FORBIDDEN_IN_DOMAIN := diesel actix-web ethers pasetors deadpool-diesel
 
-.PHONY: help tools db run test lint fmt check-artifacts check-layers build smoke clean-data
+.PHONY: help tools db run test lint fmt check-artifacts check-layers build smoke bench clean-data
 
 help:
 	@echo "make run    install what is missing, start anvil and PostgreSQL, migrate, deploy, serve on 127.0.0.1:8080"
 	@echo "make test   formatting, clippy, layer check, contract artifacts, all tests (PostgreSQL + anvil)"
 	@echo "make lint   formatting and clippy only"
+	@echo "make bench  load benchmark (about 10 minutes); writes docs/benchmarks.md"
 	@echo "make clean-data   delete data/ and the meditrustal database (stop the server first)"
 
 tools:
@@ -54,6 +55,11 @@ check-layers:
 smoke: tools db
 	@scripts/smoke.sh
 
+# Release build, wrk and pgbench against its own server, database and anvil.
+bench: tools db
+	@scripts/bench.sh
+
 test: tools db lint check-artifacts check-layers
 	cargo test --workspace --no-fail-fast
 	@scripts/smoke.sh
+	@scripts/bench.sh --smoke
