@@ -20,6 +20,7 @@
 
 mod admin;
 mod audit;
+mod audit_group;
 mod consents;
 mod convert;
 mod error;
