@@ -12,7 +12,7 @@ help:
 	@echo "make run    install what is missing, start anvil and PostgreSQL, migrate, deploy, serve on 127.0.0.1:8080"
 	@echo "make test   formatting, clippy, layer check, contract artifacts, all tests (PostgreSQL + anvil)"
 	@echo "make lint   formatting and clippy only"
-	@echo "make bench  load benchmark (about 10 minutes); writes docs/benchmarks.md"
+	@echo "make bench  load benchmark (about 5 minutes after the release build); writes docs/benchmarks.md"
 	@echo "make clean-data   delete data/ and the meditrustal database (stop the server first)"
 
 tools:

@@ -3,7 +3,7 @@
 # mode and runs it. The harness starts its own database, anvil and server
 # on free 127.0.0.1 ports, loads them with wrk and pgbench, stops what it
 # started and writes docs/benchmarks.md with charts in docs/benchmarks/.
-# It takes about 10 minutes on 2 cores, most of it the measured runs.
+# The measured runs take about 5 minutes on 2 cores, plus the release build.
 #
 #   scripts/bench.sh              the real run; BENCH_NOTE adds a line to the page
 #   scripts/bench.sh --smoke      one-second runs on the debug build, output to a

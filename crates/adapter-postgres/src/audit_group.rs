@@ -44,7 +44,7 @@ impl GroupCommit {
     /// its turn comes, it writes whatever is queued, its own entries
     /// unless an earlier writer took them. If a group is dropped before
     /// its transaction ran (the writing caller was cancelled), its callers
-    /// queue their entries again; a transaction that ran always replies.
+    /// queue their entries again. A transaction that ran always replies.
     pub(crate) async fn append(
         &self,
         pool: &Pool,
@@ -91,7 +91,7 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 /// Commits `group` in one transaction and replies to each caller. When the
-/// transaction fails and holds several callers, each is retried in its own
+/// transaction fails and contains several callers, each is retried in its own
 /// transaction, so that one caller's bad entry fails only that caller.
 async fn write_group(
     pool: &Pool,
@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
     }
 
-    /// Fails any transaction that holds a `failed` entry, like a database
+    /// Fails any transaction that contains a `failed` entry, like a database
     /// error that one caller's entry causes.
     fn write_rejecting_failed(
         conn: &mut diesel::PgConnection,

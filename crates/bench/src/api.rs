@@ -45,7 +45,7 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client of the server at `base_url`.
+    /// Creates a client of the server at `base_url`.
     pub fn new(base_url: &str) -> Self {
         Self {
             base_url: base_url.to_owned(),

@@ -36,7 +36,7 @@ pub struct Scenario {
     pub duration: Duration,
 }
 
-/// What wrk measured in one run, latencies in milliseconds.
+/// Measurements of one wrk run, latencies in milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LoadResult {
     /// Concurrent clients asked for.
@@ -258,7 +258,7 @@ pub fn parse_summary(stdout: &str, clients: u32) -> anyhow::Result<LoadResult> {
     })
 }
 
-/// A directory for generated scripts and logs.
+/// Creates `parent/name` for generated scripts and logs and returns it.
 pub fn scratch_dir(parent: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let dir = parent.join(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;

@@ -28,7 +28,7 @@ pub struct Options {
     /// Tiny durations and one client count: checks the harness end to end.
     #[arg(long)]
     pub smoke: bool,
-    /// Where benchmarks.md and the benchmarks/ charts are written.
+    /// Output directory of benchmarks.md and the benchmarks/ charts.
     #[arg(long)]
     pub out_dir: PathBuf,
     /// Scratch directory for data directories, scripts and logs.

@@ -11,13 +11,13 @@ use tokio::process::{Child, Command};
 
 use crate::db;
 
-/// How long the server may take to answer `/health/ready`.
+/// How long the server may take to respond to `/health/ready` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a stopped process may take to exit before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the stack is built from.
+/// Binaries, database and directories of a stack.
 #[derive(Clone, Debug)]
 pub struct StackConfig {
     /// The `meditrustal` binary under test.
