@@ -543,6 +543,26 @@ async fn password_reset_answers_alike_and_token_works_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_reset_messages_are_capped() {
+    let app = TestApp::spawn().await.unwrap();
+    app.register("rhea", "rhea@example.org", "PATIENT").await;
+
+    for attempt in 1..=5 {
+        let (status, _, _) = request_reset(&app, "rhea@example.org").await;
+        assert_eq!(status, StatusCode::ACCEPTED, "request {attempt}");
+    }
+
+    let sent = mails(&app);
+    assert_eq!(sent.len(), 3, "a flood of requests sends three messages");
+    // Each message replaces the previous token, so only the last one works.
+    let (status, problem) = confirm_reset(&app, &reset_token(&sent[0]), NEW_PASSWORD).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem["code"], "invalid_reset_token");
+    let (status, _) = confirm_reset(&app, &reset_token(&sent[2]), NEW_PASSWORD).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_reset_token_expires() {
     let app = TestApp::spawn_with(|settings| settings.auth.password_reset_lifetime_secs = 1)
         .await
@@ -845,6 +865,36 @@ async fn failed_logins_lock_account_then_lock_ends() {
             "after success, attempt {attempt}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_and_email_share_one_lockout() {
+    let app = TestApp::spawn_with(|settings| {
+        let throttle = &mut settings.auth.throttle;
+        throttle.account_max_failures = 3;
+        throttle.base_lockout_secs = 60;
+        throttle.max_lockout_secs = 60;
+    })
+    .await
+    .unwrap();
+    app.register("zola", "zola@example.org", "PATIENT").await;
+
+    // Two names of one account: the guesses add up instead of each name
+    // getting its own allowance.
+    for (attempt, name) in ["zola", "zola@example.org", "ZOLA"].iter().enumerate() {
+        let (status, problem) = app.login_with(name, "wrong password!").await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt} as {name}"
+        );
+        assert_eq!(problem["code"], "invalid_credentials");
+    }
+    assert_eq!(
+        assert_throttled(&app, "Zola@Example.org", PASSWORD).await,
+        60
+    );
+    assert_eq!(assert_throttled(&app, "zola", PASSWORD).await, 60);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,7 +36,7 @@ pub use session::{
     ClientInfo, LoginOutcome, MfaChallenge, NewSession, RefreshAttempt, RefreshRotation,
     RotationOutcome, SecurityPolicy, Session, SessionId, TokenPair,
 };
-pub use throttle::{ThrottleKey, ThrottlePolicy};
+pub use throttle::{ThrottleKey, ThrottlePolicy, MAX_RESET_MESSAGES};
 pub use types::{
     custodial_key_aad, login_key, Claims, Did, Email, IssuedToken, NewUser, Password, PasswordHash,
     Principal, Role, StoredCredentials, User, UserId, Username,

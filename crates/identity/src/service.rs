@@ -226,7 +226,7 @@ impl IdentityService {
     ) -> Result<LoginOutcome, IdentityError> {
         let now = Utc::now();
         let name = login_key(identifier);
-        let throttle_keys = throttle_keys(ThrottleKey::Login(name.clone()), client);
+        let mut throttle_keys = throttle_keys(ThrottleKey::Login(name.clone()), client);
         self.check_throttle(&throttle_keys, now).await?;
 
         // No stored username or email contains a control character (NUL
@@ -243,6 +243,20 @@ impl IdentityService {
             user_id: found.user.id,
             role: found.user.role,
         });
+
+        // Guesses through the username and through the e-mail address add
+        // up on the account. An unknown name repeats its own check instead,
+        // so that both paths make the same store calls.
+        let account_key = match &credentials {
+            Some(found) => ThrottleKey::User(found.user.id),
+            None => ThrottleKey::Login(name.clone()),
+        };
+        self.check_throttle(std::slice::from_ref(&account_key), now)
+            .await?;
+        if matches!(account_key, ThrottleKey::User(_)) {
+            throttle_keys.push(account_key.clone());
+        }
+
         let hash = credentials
             .as_ref()
             .map_or(&self.decoy_hash, |found| &found.password_hash);
@@ -257,11 +271,14 @@ impl IdentityService {
         };
         self.clear_throttle(&ThrottleKey::Login(name)).await?;
 
+        // The account's failures also count wrong second-factor codes, so
+        // they are cleared only once the second factor passes as well.
         if self.has_confirmed_totp(user.id).await? {
             let challenge = self.issue_mfa_challenge(user.id, now).await?;
             tracing::info!(user.id = %user.id, "password accepted; second factor required");
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
+        self.clear_throttle(&account_key).await?;
         let tokens = self.start_session(&user, client, now).await?;
         tracing::info!(user.id = %user.id, session.id = %tokens.session_id, "user logged in");
         Ok(LoginOutcome::Tokens(tokens))

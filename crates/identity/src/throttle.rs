@@ -1,7 +1,8 @@
 //! Limits on failed credential checks, with exponential backoff.
 //!
 //! Failures are counted per key: the login name as typed (normalized), the
-//! user for second-factor and password checks, and the client IP. Once a
+//! user (for logins under any of the account's names, second-factor codes
+//! and password checks), and the client IP. Once a
 //! key reaches its limit, each further failure locks it for twice as long
 //! as the one before, up to a maximum. A key's failures are dropped after a
 //! quiet period. Counts live in a [`crate::LoginThrottle`] store shared by
@@ -48,6 +49,7 @@ impl ThrottlePolicy {
         let limit = match key {
             ThrottleKey::Ip(_) => self.ip_max_failures,
             ThrottleKey::Login(_) | ThrottleKey::User(_) => self.account_max_failures,
+            ThrottleKey::ResetMessages(_) => return None,
         };
         if failures < limit {
             return None;
@@ -71,21 +73,31 @@ pub enum ThrottleKey {
     /// Login failures count against the name, not the account, so that
     /// the lockout of an unknown name behaves like that of a real one.
     Login(String),
-    /// A user, for second-factor codes and current-password checks.
+    /// A user: logins under any of its names, second-factor codes and
+    /// current-password checks.
     User(UserId),
     /// A client IP address.
     Ip(IpAddr),
+    /// Password reset messages sent to a user. Counted, never locked: past
+    /// [`MAX_RESET_MESSAGES`] a request sends nothing.
+    ResetMessages(UserId),
 }
 
+/// Reset messages sent to one account until requests stop for the
+/// policy's `forget_after`, so that anyone who knows an address cannot
+/// flood its inbox.
+pub const MAX_RESET_MESSAGES: u32 = 3;
+
 impl ThrottleKey {
-    /// Text stored as the key: `login:<SHA-256 of the name>`, `user:<uuid>`
-    /// or `ip:<address>`. Names are hashed because they are typed by
+    /// Text stored as the key: `login:<SHA-256 of the name>`, `user:<uuid>`,
+    /// `ip:<address>` or `reset:<uuid>`. Names are hashed because they are typed by
     /// anyone, of any length, and often e-mail addresses.
     pub fn storage_key(&self) -> String {
         match self {
             Self::Login(name) => format!("login:{}", sha256(name.as_bytes())),
             Self::User(id) => format!("user:{id}"),
             Self::Ip(address) => format!("ip:{address}"),
+            Self::ResetMessages(id) => format!("reset:{id}"),
         }
     }
 }

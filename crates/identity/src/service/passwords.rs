@@ -10,7 +10,7 @@ use crate::opaque::{hash_presented, NewOneTimeToken, OpaqueToken, TokenPurpose};
 use crate::password_policy;
 use crate::ports::Notification;
 use crate::session::{ClientInfo, TokenPair};
-use crate::throttle::ThrottleKey;
+use crate::throttle::{ThrottleKey, MAX_RESET_MESSAGES};
 use crate::types::{Email, Password, PasswordHash, User, UserId};
 
 impl IdentityService {
@@ -70,10 +70,9 @@ impl IdentityService {
     /// either way, so callers cannot learn whether an account exists. For
     /// the same reason a failed delivery is logged, not returned.
     /// Errors: [`IdentityError::Invalid`] for a malformed address,
-    /// [`IdentityError::Unavailable`].
-    ///
-    /// TODO: requests are not rate-limited, so anyone can make the server
-    /// send one message per request to a known address.
+    /// [`IdentityError::Unavailable`]. At most [`MAX_RESET_MESSAGES`]
+    /// messages go to one account until its requests stop for the
+    /// throttle's quiet period.
     pub async fn request_password_reset(&self, email: &str) -> Result<(), IdentityError> {
         let email = Email::parse(email)?;
         let now = Utc::now();
@@ -90,6 +89,22 @@ impl IdentityService {
         else {
             return Ok(());
         };
+        let sent = self
+            .security
+            .throttle
+            .record_failure(
+                &ThrottleKey::ResetMessages(user.id).storage_key(),
+                now,
+                self.policy.throttle.forget_after,
+            )
+            .await
+            .map_err(auth_store_error)?;
+        if sent > MAX_RESET_MESSAGES {
+            // Answered like any other request, and the last token mailed
+            // stays valid.
+            tracing::warn!(user.id = %user.id, requests = sent, "password reset message not sent: too many requests");
+            return Ok(());
+        }
 
         let expires_at = now + self.policy.password_reset_lifetime;
         let one_time = &self.security.one_time_tokens;

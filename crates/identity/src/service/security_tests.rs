@@ -318,6 +318,13 @@ async fn failed_login_at_limit_locks_login_name() {
         .withf(|key, _, _| key == "ip:192.0.2.1")
         .times(1)
         .returning(|_, _, _| Ok(5));
+    // The account's own count is below the limit, so only the name locks.
+    mocks
+        .throttle
+        .expect_record_failure()
+        .withf(|key, _, _| key.starts_with("user:"))
+        .times(1)
+        .returning(|_, _, _| Ok(2));
     mocks
         .throttle
         .expect_lock()
@@ -768,6 +775,12 @@ async fn reset_request_stores_hash_and_sends_token() {
         .expect_find_for_login()
         .returning(|_| Ok(Some(credentials(true))));
     mocks
+        .throttle
+        .expect_record_failure()
+        .withf(|key, _, _| *key == format!("reset:{}", USER.0))
+        .times(1)
+        .returning(|_, _, _| Ok(1));
+    mocks
         .one_time
         .expect_delete_for_user()
         .with(eq(USER), eq(TokenPurpose::PasswordReset))
@@ -813,12 +826,41 @@ async fn reset_request_stores_hash_and_sends_token() {
 }
 
 #[tokio::test]
+async fn reset_request_past_cap_sends_nothing() {
+    let mut mocks = Mocks::new();
+    mocks
+        .users
+        .expect_find_for_login()
+        .returning(|_| Ok(Some(credentials(true))));
+    mocks
+        .throttle
+        .expect_record_failure()
+        .times(1)
+        .returning(|_, _, _| Ok(crate::MAX_RESET_MESSAGES + 1));
+    mocks.one_time.expect_delete_for_user().times(0);
+    mocks.one_time.expect_insert().times(0);
+    mocks.notifier.expect_send().times(0);
+
+    let result = mocks
+        .service()
+        .await
+        .request_password_reset("alice@example.org")
+        .await;
+
+    assert_eq!(result, Ok(()));
+}
+
+#[tokio::test]
 async fn reset_request_hides_delivery_failure() {
     let mut mocks = Mocks::new();
     mocks
         .users
         .expect_find_for_login()
         .returning(|_| Ok(Some(credentials(true))));
+    mocks
+        .throttle
+        .expect_record_failure()
+        .returning(|_, _, _| Ok(1));
     mocks
         .one_time
         .expect_delete_for_user()

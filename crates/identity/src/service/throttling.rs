@@ -93,6 +93,7 @@ fn key_kind(key: &ThrottleKey) -> &'static str {
         ThrottleKey::Login(_) => "login",
         ThrottleKey::User(_) => "user",
         ThrottleKey::Ip(_) => "ip",
+        ThrottleKey::ResetMessages(_) => "reset",
     }
 }
 
