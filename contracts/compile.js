@@ -18,7 +18,15 @@ const fs = require('fs');
 const path = require('path');
 const solc = require('solc');
 
-const CONTRACTS = ['UserRegistry', 'MedicalRecordRegistry', 'ConsentRegistry', 'AuditAnchorRegistry'];
+const CONTRACTS = [
+  'UserRegistry',
+  'MedicalRecordRegistry',
+  'ConsentRegistry',
+  'AuditAnchorRegistry',
+  'BatchAnchorRegistry',
+  // Gas baseline for docs/anchoring.md; only tests deploy it.
+  'EventOnlyBatchAnchor',
+];
 const OUT_DIR = path.join(__dirname, 'out');
 
 // anvil 1.7.1 (the pinned @foundry-rs/anvil-linux-amd64) runs hardfork

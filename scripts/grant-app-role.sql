@@ -11,7 +11,7 @@
 -- and point MEDITRUSTAL__DATABASE__URL of the server at it.
 GRANT USAGE ON SCHEMA public TO meditrustal_app;
 GRANT SELECT, INSERT, UPDATE ON users, user_keys, medical_records, outbox_jobs, audit_anchors,
-    consents, sessions, refresh_tokens, mail_outbox, master_keys
+    consents, sessions, refresh_tokens, mail_outbox, master_keys, anchor_batches
     TO meditrustal_app;
 GRANT SELECT, INSERT ON break_glass_events TO meditrustal_app;
 -- The stores delete spent one-time tokens, replaced recovery codes, a
@@ -19,5 +19,6 @@ GRANT SELECT, INSERT ON break_glass_events TO meditrustal_app;
 GRANT SELECT, INSERT, UPDATE, DELETE
     ON one_time_tokens, totp_credentials, recovery_codes, login_throttle
     TO meditrustal_app;
-GRANT USAGE ON SEQUENCE outbox_jobs_id_seq, mail_outbox_id_seq TO meditrustal_app;
+GRANT USAGE ON SEQUENCE outbox_jobs_id_seq, mail_outbox_id_seq, anchor_batches_id_seq
+    TO meditrustal_app;
 GRANT SELECT, INSERT ON audit_events TO meditrustal_app;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the README walkthrough against a running server and checks every
 # response. Usage: scripts/walkthrough.sh [BASE_URL]  (default http://127.0.0.1:8080)
+# RPC_URL names the chain node for the receipt check (default
+# http://127.0.0.1:$ANVIL_PORT, port 8545 unless ANVIL_PORT is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +58,14 @@ print(events[0]['action'], sum(e['action'] == 'record.read' for e in events))")
 [ "${summary%% *}" = record.verify ] || fail "the access history does not start with the verify: $history"
 [ "${summary##* }" -ge 2 ] || fail "the access history has fewer than 2 reads of $RECORD: $history"
 echo "access history: newest ${summary%% *}, ${summary##* } reads of the record"
+
+# The anchor receipt, checked against the chain without our database.
+curl -sf "$API/medical-records/$RECORD/proof" -H "authorization: Bearer $TOKEN" \
+  >"$scratch/receipt.json" || fail "GET /proof did not return a receipt"
+target/debug/meditrustal verify-receipt "$scratch/receipt.json" \
+  --rpc "${RPC_URL:-http://127.0.0.1:${ANVIL_PORT:-8545}}" --content "$SAMPLE" \
+  >"$scratch/receipt.log" || { cat "$scratch/receipt.log"; fail "verify-receipt failed"; }
+tail -1 "$scratch/receipt.log"
 
 # Consent: a doctor reads the record only between grant and revocation.
 doctor="dr$user"

@@ -183,7 +183,7 @@ async fn missing_and_mistyped_fields_name_the_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_routes_and_methods_get_problem_json() {
+async fn unknown_routes_and_wrong_methods_get_problem_json() {
     let app = TestApp::spawn().await.unwrap();
 
     let response = app.get("/no/such/route", None).await;
@@ -195,7 +195,26 @@ async fn unknown_routes_and_methods_get_problem_json() {
         .send()
         .await
         .unwrap();
-    expect_problem(response, StatusCode::NOT_FOUND, "route_not_found").await;
+    assert_eq!(response.headers()["allow"], "POST");
+    let body = expect_problem(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+    assert_eq!(
+        body["detail"],
+        "DELETE is not allowed on /api/v1/auth/register. Use POST."
+    );
+
+    let response = app.client.put(app.url("/users/me/")).send().await.unwrap();
+    assert_eq!(response.headers()["allow"], "GET");
+    expect_problem(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

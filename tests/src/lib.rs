@@ -34,6 +34,9 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
+    /// `http://127.0.0.1:<port>/metrics` of the metrics listener, when
+    /// `server.metrics_bind` is set.
+    pub metrics_url: Option<String>,
     /// Client without redirects or timeouts beyond 30 s.
     pub client: reqwest::Client,
     /// The test's own database, unless the test brought a server.
@@ -135,6 +138,9 @@ impl TestApp {
 
         let running: Running = app::start(&settings, test_keys(&anvil)).await?;
         let base_url = format!("http://{}", running.address);
+        let metrics_url = running
+            .metrics_address
+            .map(|address| format!("http://{address}/metrics"));
         let handle = running.server.handle();
         let task = tokio::spawn(async move {
             let _ended = running.serve().await;
@@ -145,6 +151,7 @@ impl TestApp {
             .build()?;
         Ok(Self {
             base_url,
+            metrics_url,
             client,
             db,
             anvil,
@@ -361,6 +368,16 @@ fn test_keys(anvil: &AnvilNode) -> Keys {
     }
 }
 
+/// Anchoring mode of test servers: `batch` unless
+/// `MEDITRUSTAL_TEST_ANCHOR_MODE=per_record`, so the whole suite can run in
+/// either mode.
+pub fn anchor_mode_from_env() -> meditrustal_ledger::AnchorMode {
+    match std::env::var("MEDITRUSTAL_TEST_ANCHOR_MODE").as_deref() {
+        Ok("per_record") => meditrustal_ledger::AnchorMode::PerRecord,
+        _ => meditrustal_ledger::AnchorMode::Batch,
+    }
+}
+
 fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path::Path) -> Settings {
     Settings {
         data_dir: data_dir.to_path_buf(),
@@ -371,8 +388,10 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             workers: 2,
             max_body_bytes: 1024 * 1024,
             body_timeout_ms: 30_000,
+            shutdown_timeout_secs: 5,
             cors_allowed_origins: vec!["http://localhost:5173".into()],
             trusted_proxies: Vec::new(),
+            metrics_bind: None,
         },
         database: DatabaseSettings {
             url: database_url,
@@ -389,6 +408,9 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
             registrar_key: None,
         },
         anchoring: AnchoringSettings {
+            mode: anchor_mode_from_env(),
+            batch_max_records: 1024,
+            batch_max_wait_ms: 100,
             poll_interval_ms: 50,
             batch_size: 32,
             initial_backoff_ms: 100,
@@ -418,6 +440,7 @@ fn settings(database_url: SecretString, anvil: &AnvilNode, data_dir: &std::path:
         crypto: CryptoSettings {
             master_key_id: "test-mk".into(),
             master_key: None,
+            previous_master_keys: Vec::new(),
         },
         audit: AuditSettings {
             anchor_interval_ms: 60_000,

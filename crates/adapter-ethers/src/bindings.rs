@@ -14,3 +14,19 @@ abigen!(
     AuditAnchorRegistry,
     "../../contracts/out/AuditAnchorRegistry.json"
 );
+abigen!(
+    BatchAnchorRegistry,
+    "../../contracts/out/BatchAnchorRegistry.json"
+);
+
+/// The event-only batch anchor, a gas baseline that only tests deploy. Its
+/// own module, because its call and event names repeat
+/// `BatchAnchorRegistry`'s.
+pub(crate) mod baseline {
+    use ethers::contract::abigen;
+
+    abigen!(
+        EventOnlyBatchAnchor,
+        "../../contracts/out/EventOnlyBatchAnchor.json"
+    );
+}

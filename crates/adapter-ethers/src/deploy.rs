@@ -6,7 +6,8 @@ use ethers::types::{Bytes, U256};
 use meditrustal_crypto::Digest;
 
 use crate::bindings::{
-    AUDITANCHORREGISTRY_BYTECODE, AUDITANCHORREGISTRY_DEPLOYED_BYTECODE, CONSENTREGISTRY_BYTECODE,
+    AUDITANCHORREGISTRY_BYTECODE, AUDITANCHORREGISTRY_DEPLOYED_BYTECODE,
+    BATCHANCHORREGISTRY_BYTECODE, BATCHANCHORREGISTRY_DEPLOYED_BYTECODE, CONSENTREGISTRY_BYTECODE,
     CONSENTREGISTRY_DEPLOYED_BYTECODE, MEDICALRECORDREGISTRY_BYTECODE,
     MEDICALRECORDREGISTRY_DEPLOYED_BYTECODE, USERREGISTRY_BYTECODE, USERREGISTRY_DEPLOYED_BYTECODE,
 };
@@ -19,9 +20,10 @@ pub(crate) const USER_REGISTRY: &str = "UserRegistry";
 pub(crate) const MEDICAL_RECORD_REGISTRY: &str = "MedicalRecordRegistry";
 pub(crate) const CONSENT_REGISTRY: &str = "ConsentRegistry";
 pub(crate) const AUDIT_ANCHOR_REGISTRY: &str = "AuditAnchorRegistry";
+pub(crate) const BATCH_ANCHOR_REGISTRY: &str = "BatchAnchorRegistry";
 
-/// Deploys `UserRegistry`, `MedicalRecordRegistry`, `ConsentRegistry` and
-/// `AuditAnchorRegistry`, in this order, from the registrar account, which
+/// Deploys `UserRegistry`, `MedicalRecordRegistry`, `ConsentRegistry`,
+/// `AuditAnchorRegistry` and `BatchAnchorRegistry`, in this order, from the registrar account, which
 /// becomes the only account allowed to write to them, and returns their
 /// manifest. Each deployment waits up to the configured
 /// receipt timeout. Errors: [`DeploymentError::Config`],
@@ -52,6 +54,13 @@ pub async fn deploy_contracts(
         &AUDITANCHORREGISTRY_BYTECODE,
     )
     .await?;
+    let (batch_anchor_registry, _) = deploy_one(
+        &chain,
+        config,
+        BATCH_ANCHOR_REGISTRY,
+        &BATCHANCHORREGISTRY_BYTECODE,
+    )
+    .await?;
 
     tracing::info!(
         chain.id = chain_id,
@@ -59,6 +68,7 @@ pub async fn deploy_contracts(
         contract.medical_record_registry = %medical_record_registry.address,
         contract.consent_registry = %consent_registry.address,
         contract.audit_anchor_registry = %audit_anchor_registry.address,
+        contract.batch_anchor_registry = %batch_anchor_registry.address,
         "contracts deployed"
     );
     Ok(DeploymentManifest {
@@ -70,17 +80,19 @@ pub async fn deploy_contracts(
             medical_record_registry,
             consent_registry,
             audit_anchor_registry: Some(audit_anchor_registry),
+            batch_anchor_registry: Some(batch_anchor_registry),
         },
     })
 }
 
-/// Deploys `AuditAnchorRegistry` beside the contracts of `manifest`, which
-/// predates it, and returns the manifest with its address. The existing
-/// contracts and their entries stay. Errors: [`DeploymentError::Config`],
+/// Deploys the contracts that `manifest` predates (`AuditAnchorRegistry`,
+/// `BatchAnchorRegistry`, or both) beside its other contracts, and returns
+/// the manifest with their addresses. The existing contracts and their
+/// entries stay. Errors: [`DeploymentError::Config`],
 /// [`DeploymentError::Unavailable`], [`DeploymentError::WrongChain`],
 /// [`DeploymentError::DeployFailed`].
 #[tracing::instrument(skip_all)]
-pub async fn deploy_audit_anchor_registry(
+pub async fn deploy_missing_contracts(
     config: &EthersConfig,
     manifest: &DeploymentManifest,
 ) -> Result<DeploymentManifest, DeploymentError> {
@@ -93,17 +105,29 @@ pub async fn deploy_audit_anchor_registry(
         });
     }
 
-    let (deployment, _) = deploy_one(
-        &chain,
-        config,
-        AUDIT_ANCHOR_REGISTRY,
-        &AUDITANCHORREGISTRY_BYTECODE,
-    )
-    .await?;
-
-    tracing::info!(chain.id = actual, contract.audit_anchor_registry = %deployment.address, "audit anchor registry deployed");
     let mut updated = manifest.clone();
-    updated.contracts.audit_anchor_registry = Some(deployment);
+    if updated.contracts.audit_anchor_registry.is_none() {
+        let (deployment, _) = deploy_one(
+            &chain,
+            config,
+            AUDIT_ANCHOR_REGISTRY,
+            &AUDITANCHORREGISTRY_BYTECODE,
+        )
+        .await?;
+        tracing::info!(chain.id = actual, contract.audit_anchor_registry = %deployment.address, "audit anchor registry deployed");
+        updated.contracts.audit_anchor_registry = Some(deployment);
+    }
+    if updated.contracts.batch_anchor_registry.is_none() {
+        let (deployment, _) = deploy_one(
+            &chain,
+            config,
+            BATCH_ANCHOR_REGISTRY,
+            &BATCHANCHORREGISTRY_BYTECODE,
+        )
+        .await?;
+        tracing::info!(chain.id = actual, contract.batch_anchor_registry = %deployment.address, "batch anchor registry deployed");
+        updated.contracts.batch_anchor_registry = Some(deployment);
+    }
     Ok(updated)
 }
 
@@ -145,7 +169,7 @@ pub async fn fund_on_dev_node(config: &EthersConfig) -> Result<(), DeploymentErr
 }
 
 /// Sends one creation transaction and returns the contract and its block.
-async fn deploy_one(
+pub(crate) async fn deploy_one(
     chain: &ChainClient,
     config: &EthersConfig,
     contract: &'static str,
@@ -218,7 +242,7 @@ fn unavailable(error: ChainError) -> DeploymentError {
 /// [`DeploymentError::CodeMismatch`],
 /// [`DeploymentError::OutdatedContracts`], and
 /// [`DeploymentError::NotInManifest`] when the other checks pass but the
-/// manifest predates `AuditAnchorRegistry`.
+/// manifest predates `AuditAnchorRegistry` or `BatchAnchorRegistry`.
 pub async fn check_deployment(
     config: &EthersConfig,
     manifest: &DeploymentManifest,
@@ -250,6 +274,13 @@ pub async fn check_deployment(
             &AUDITANCHORREGISTRY_DEPLOYED_BYTECODE,
         ));
     }
+    if let Some(deployment) = &manifest.contracts.batch_anchor_registry {
+        built.push((
+            BATCH_ANCHOR_REGISTRY,
+            deployment,
+            &BATCHANCHORREGISTRY_DEPLOYED_BYTECODE,
+        ));
+    }
     for (contract, deployment, runtime_code) in built {
         let built_hash = code_hash(runtime_code);
         if deployment.code_hash != built_hash {
@@ -264,6 +295,11 @@ pub async fn check_deployment(
     if manifest.contracts.audit_anchor_registry.is_none() {
         return Err(DeploymentError::NotInManifest {
             contract: AUDIT_ANCHOR_REGISTRY,
+        });
+    }
+    if manifest.contracts.batch_anchor_registry.is_none() {
+        return Err(DeploymentError::NotInManifest {
+            contract: BATCH_ANCHOR_REGISTRY,
         });
     }
     Ok(())
@@ -293,6 +329,9 @@ pub(crate) async fn verify_live_deployment(
     ];
     if let Some(deployment) = &manifest.contracts.audit_anchor_registry {
         contracts.push((AUDIT_ANCHOR_REGISTRY, deployment));
+    }
+    if let Some(deployment) = &manifest.contracts.batch_anchor_registry {
+        contracts.push((BATCH_ANCHOR_REGISTRY, deployment));
     }
     for (contract, deployment) in contracts {
         let code = chain

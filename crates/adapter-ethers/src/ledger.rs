@@ -10,24 +10,26 @@ use ethers::types::{Bytes, TransactionReceipt, H160, H256, U256};
 use meditrustal_audit::{AnchoredHead, AuditAnchorLedger};
 use meditrustal_crypto::Digest;
 use meditrustal_ledger::{
-    Address, AuditHeadAnchor, ChainAnchor, ChainRole, ChainStatus, Ledger, LedgerError, LedgerJob,
-    OnChainConsent, OnChainRecord, RecordAnchor, Submission, TxHash, TxStatus, UserRegistration,
+    Address, AuditHeadAnchor, BatchAnchor, ChainAnchor, ChainRole, ChainStatus, ContractLocation,
+    Ledger, LedgerError, LedgerJob, OnChainBatch, OnChainConsent, OnChainRecord, RecordAnchor,
+    Submission, TxHash, TxStatus, UserRegistration,
 };
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::bindings::{
-    AddRecordCall, AnchorHeadCall, AuditAnchorRegistry, ConsentRegistry, HeadAnchoredFilter,
-    MedicalRecordRegistry, RecordAddedFilter, RegisterUserCall, UserRegisteredFilter, UserRegistry,
+    AddRecordCall, AnchorBatchCall, AnchorHeadCall, AuditAnchorRegistry, BatchAnchorRegistry,
+    BatchAnchoredFilter, ConsentRegistry, HeadAnchoredFilter, MedicalRecordRegistry,
+    RecordAddedFilter, RegisterUserCall, UserRegisteredFilter, UserRegistry,
 };
 use crate::config::{ConfigError, EthersConfig};
 use crate::convert::{to_digest, to_domain_address, to_h160, to_h256, u256_to_u64, u64_of};
 use crate::deploy::verify_live_deployment;
 use crate::manifest::{DeploymentError, DeploymentManifest};
 use crate::revert::{
-    decode_audit_anchor_registry, decode_consent_registry, decode_medical_record_registry,
-    decode_user_registry, DecodedRevert,
+    decode_audit_anchor_registry, decode_batch_anchor_registry, decode_consent_registry,
+    decode_medical_record_registry, decode_user_registry, DecodedRevert,
 };
 use crate::rpc::{ChainClient, ChainError, HttpProvider};
 
@@ -56,6 +58,9 @@ pub struct EthersLedger {
     /// `None` when the manifest predates the contract; audit jobs and reads
     /// then fail with [`LedgerError::ContractsMissing`].
     audit_registry: Option<AuditAnchorRegistry<HttpProvider>>,
+    /// `None` when the manifest predates the contract; batch jobs and reads
+    /// then fail with [`LedgerError::ContractsMissing`].
+    batch_registry: Option<BatchAnchorRegistry<HttpProvider>>,
     receipt_timeout: Duration,
     deployment_check_ttl: Duration,
     /// When [`verify_live_deployment`] last passed. Behind an async mutex so
@@ -96,10 +101,13 @@ impl EthersLedger {
             to_h160(&manifest.contracts.consent_registry.address),
             provider.clone(),
         );
-        let audit_registry = manifest
+        let audit_registry = manifest.contracts.audit_anchor_registry.map(|deployment| {
+            AuditAnchorRegistry::new(to_h160(&deployment.address), provider.clone())
+        });
+        let batch_registry = manifest
             .contracts
-            .audit_anchor_registry
-            .map(|deployment| AuditAnchorRegistry::new(to_h160(&deployment.address), provider));
+            .batch_anchor_registry
+            .map(|deployment| BatchAnchorRegistry::new(to_h160(&deployment.address), provider));
 
         Ok(Self {
             chain,
@@ -108,6 +116,7 @@ impl EthersLedger {
             record_registry,
             consent_registry,
             audit_registry,
+            batch_registry,
             receipt_timeout: config.receipt_timeout,
             deployment_check_ttl: config.deployment_check_ttl,
             deployment_checked_at: Mutex::new(None),
@@ -186,6 +195,14 @@ impl EthersLedger {
             .ok_or(LedgerError::ContractsMissing)
     }
 
+    pub(crate) fn batch_registry_contract(
+        &self,
+    ) -> Result<&BatchAnchorRegistry<HttpProvider>, LedgerError> {
+        self.batch_registry
+            .as_ref()
+            .ok_or(LedgerError::ContractsMissing)
+    }
+
     fn prepare(&self, job: &LedgerJob) -> Result<PreparedCall, LedgerError> {
         let call = match job {
             LedgerJob::RegisterUser(user) => {
@@ -228,6 +245,18 @@ impl EthersLedger {
                     data: call.encode().into(),
                     event_signature: HeadAnchoredFilter::signature(),
                     event_key: H256::from_low_u64_be(head.seq),
+                }
+            }
+            LedgerJob::AnchorBatch(batch) => {
+                let call = AnchorBatchCall {
+                    root: *batch.root.as_bytes(),
+                    leaf_count: U256::from(batch.leaf_count),
+                };
+                PreparedCall {
+                    to: self.batch_registry_contract()?.address(),
+                    data: call.encode().into(),
+                    event_signature: BatchAnchoredFilter::signature(),
+                    event_key: to_h256(&batch.root),
                 }
             }
         };
@@ -283,7 +312,70 @@ impl EthersLedger {
                 self.find_original_revocation(revocation, revert).await
             }
             LedgerJob::AnchorAuditHead(head) => self.find_original_head(head, revert).await,
+            LedgerJob::AnchorBatch(batch) => self.find_original_batch(batch, revert).await,
         }
+    }
+
+    async fn find_original_batch(
+        &self,
+        batch: &BatchAnchor,
+        revert: &DecodedRevert,
+    ) -> Result<ChainAnchor, LedgerError> {
+        let Some(entry) = self.read_batch(&batch.root).await? else {
+            return Err(LedgerError::Unavailable(format!(
+                "{} but the latest block has no entry yet; retry later",
+                revert.description
+            )));
+        };
+        if entry.leaf_count != u64::from(batch.leaf_count) {
+            return Err(LedgerError::Rejected(format!(
+                "{}: the anchored leaf count {} differs from this job's {}",
+                revert.description, entry.leaf_count, batch.leaf_count
+            )));
+        }
+        match entry.tx_hash {
+            Some(tx_hash) => Ok(ChainAnchor {
+                tx_hash,
+                block_number: entry.block_number,
+            }),
+            None => Err(LedgerError::Unavailable(format!(
+                "no BatchAnchored event for {} in block {}",
+                batch.root, entry.block_number
+            ))),
+        }
+    }
+
+    /// Reads the batch stored under `root` and the transaction of its
+    /// `BatchAnchored` event, searched in the block the entry records.
+    async fn read_batch(&self, root: &Digest) -> Result<Option<OnChainBatch>, LedgerError> {
+        let registry = self.batch_registry_contract()?;
+        let (exists, leaf_count, block_number) = self
+            .chain
+            .rpc("eth_call", registry.get_batch(*root.as_bytes()).call())
+            .await
+            .map_err(unavailable)?;
+        if !exists {
+            return Ok(None);
+        }
+        let block_number = to_u64("block number", block_number)?;
+        let events = registry
+            .batch_anchored_filter()
+            .topic1(to_h256(root))
+            .from_block(block_number)
+            .to_block(block_number);
+        let logs = self
+            .chain
+            .rpc("eth_getLogs", events.query_with_meta())
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(OnChainBatch {
+            leaf_count: to_u64("leaf count", leaf_count)?,
+            block_number,
+            tx_hash: logs
+                .into_iter()
+                .next()
+                .map(|(_, meta)| to_digest(meta.transaction_hash)),
+        }))
     }
 
     async fn find_original_registration(
@@ -520,6 +612,11 @@ impl EthersLedger {
                 .as_ref()
                 .map(|registry| registry.address()),
         );
+        registries.extend(
+            self.batch_registry
+                .as_ref()
+                .map(|registry| registry.address()),
+        );
         receipt
             .logs
             .iter()
@@ -596,6 +693,21 @@ impl Ledger for EthersLedger {
         self.read_record(anchor_hash).await
     }
 
+    async fn find_batch(&self, root: &Digest) -> Result<Option<OnChainBatch>, LedgerError> {
+        self.ensure_deployed().await?;
+        self.read_batch(root).await
+    }
+
+    fn batch_registry(&self) -> Option<ContractLocation> {
+        self.manifest
+            .contracts
+            .batch_anchor_registry
+            .map(|deployment| ContractLocation {
+                chain_id: self.manifest.chain_id,
+                address: deployment.address,
+            })
+    }
+
     async fn find_consent(&self, consent_id: Uuid) -> Result<Option<OnChainConsent>, LedgerError> {
         self.ensure_deployed().await?;
         self.read_consent(consent_id).await
@@ -661,6 +773,7 @@ fn decode_revert(job: &LedgerJob, data: &[u8]) -> DecodedRevert {
         LedgerJob::AnchorRecord(_) => decode_medical_record_registry(data),
         LedgerJob::GrantConsent(_) | LedgerJob::RevokeConsent(_) => decode_consent_registry(data),
         LedgerJob::AnchorAuditHead(_) => decode_audit_anchor_registry(data),
+        LedgerJob::AnchorBatch(_) => decode_batch_anchor_registry(data),
     }
 }
 

@@ -15,12 +15,13 @@
 //! - [`RandomAccountGenerator`] implements
 //!   [`meditrustal_identity::AccountGenerator`].
 //! - [`deploy_contracts`] and [`check_deployment`] create and verify the
-//!   [`DeploymentManifest`], [`deploy_audit_anchor_registry`] adds the
-//!   audit contract to an older deployment, and [`fund_on_dev_node`] gives
+//!   [`DeploymentManifest`], [`deploy_missing_contracts`] adds the audit
+//!   and batch contracts to an older deployment, and [`fund_on_dev_node`] gives
 //!   the registrar ether on anvil.
 //! - [`testing`] (feature `testing`) runs a local anvil node for tests.
 
 mod accounts;
+mod batch;
 mod bindings;
 mod config;
 mod consent;
@@ -34,10 +35,9 @@ mod rpc;
 pub mod testing;
 
 pub use accounts::RandomAccountGenerator;
+pub use batch::{read_batch_evidence, BatchEvidence, BatchGas, StoredBatch, TransactionEvidence};
 pub use config::{ConfigError, EthersConfig};
 pub use consent::{Eip712ConsentSigner, DOMAIN_NAME, DOMAIN_VERSION};
-pub use deploy::{
-    check_deployment, deploy_audit_anchor_registry, deploy_contracts, fund_on_dev_node,
-};
+pub use deploy::{check_deployment, deploy_contracts, deploy_missing_contracts, fund_on_dev_node};
 pub use ledger::{EthersLedger, RegisteredUser};
 pub use manifest::{ContractDeployment, DeployedContracts, DeploymentError, DeploymentManifest};

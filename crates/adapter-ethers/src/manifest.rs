@@ -39,6 +39,11 @@ pub struct DeployedContracts {
     /// --if-needed` then deploys it alone and keeps the other three.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_anchor_registry: Option<ContractDeployment>,
+    /// The `BatchAnchorRegistry` contract. `None` in a manifest written
+    /// before the contract existed; `meditrustal deploy-contracts
+    /// --if-needed` then deploys it alone and keeps the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_anchor_registry: Option<ContractDeployment>,
 }
 
 /// One deployed contract.
@@ -250,6 +255,12 @@ mod tests {
                         .unwrap(),
                     code_hash: Digest::from_bytes([0x44; 32]),
                 }),
+                batch_anchor_registry: Some(ContractDeployment {
+                    address: "0xdc64a140aa3e981100a9beca4e685f962f0cf6c9"
+                        .parse()
+                        .unwrap(),
+                    code_hash: Digest::from_bytes([0x55; 32]),
+                }),
             },
         }
     }
@@ -285,6 +296,10 @@ mod tests {
                         "address": "0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9",
                         "code_hash": format!("0x{}", "44".repeat(32)),
                     },
+                    "batch_anchor_registry": {
+                        "address": "0xdc64a140aa3e981100a9beca4e685f962f0cf6c9",
+                        "code_hash": format!("0x{}", "55".repeat(32)),
+                    },
                 },
             })
         );
@@ -309,12 +324,17 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("audit_anchor_registry");
+        json["contracts"]
+            .as_object_mut()
+            .unwrap()
+            .remove("batch_anchor_registry");
         std::fs::write(&path, json.to_string()).unwrap();
 
         let loaded = DeploymentManifest::load(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
 
         assert_eq!(loaded.contracts.audit_anchor_registry, None);
+        assert_eq!(loaded.contracts.batch_anchor_registry, None);
         assert_eq!(
             loaded.contracts.user_registry,
             manifest().contracts.user_registry

@@ -6,8 +6,8 @@ use ethers::contract::ContractRevert;
 use ethers::types::U256;
 
 use crate::bindings::{
-    AuditAnchorRegistryErrors, ConsentRegistryErrors, MedicalRecordRegistryErrors,
-    UserRegistryErrors,
+    AuditAnchorRegistryErrors, BatchAnchorRegistryErrors, ConsentRegistryErrors,
+    MedicalRecordRegistryErrors, UserRegistryErrors,
 };
 use crate::convert::{to_digest, to_domain_address};
 
@@ -136,6 +136,26 @@ pub(crate) fn decode_audit_anchor_registry(data: &[u8]) -> DecodedRevert {
             DecodedRevert::rejected("Unauthorized()".to_owned())
         }
         Some(AuditAnchorRegistryErrors::RevertString(reason)) => {
+            DecodedRevert::rejected(format!("Error({reason:?})"))
+        }
+        None => DecodedRevert::rejected(describe_unknown(data)),
+    }
+}
+
+pub(crate) fn decode_batch_anchor_registry(data: &[u8]) -> DecodedRevert {
+    match BatchAnchorRegistryErrors::decode_with_selector(data) {
+        Some(BatchAnchorRegistryErrors::BatchAlreadyAnchored(error)) => DecodedRevert::duplicate(
+            format!("BatchAlreadyAnchored({})", to_digest(error.root.into())),
+        ),
+        Some(BatchAnchorRegistryErrors::InvalidBatch(error)) => DecodedRevert::rejected(format!(
+            "InvalidBatch({}, {})",
+            to_digest(error.root.into()),
+            error.leaf_count
+        )),
+        Some(BatchAnchorRegistryErrors::Unauthorized(_)) => {
+            DecodedRevert::rejected("Unauthorized()".to_owned())
+        }
+        Some(BatchAnchorRegistryErrors::RevertString(reason)) => {
             DecodedRevert::rejected(format!("Error({reason:?})"))
         }
         None => DecodedRevert::rejected(describe_unknown(data)),

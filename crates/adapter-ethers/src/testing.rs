@@ -336,3 +336,57 @@ pub async fn deploy_test_ledger(
     let ledger = EthersLedger::connect(&config, manifest.clone())?;
     Ok((ledger, manifest))
 }
+
+/// Deploys the event-only baseline contract (`EventOnlyBatchAnchor`) on
+/// `node` and returns the gas that anchoring a root of `leaf_count` leaves
+/// uses there, for comparison with `BatchAnchorRegistry`
+/// ([`EthersLedger::measure_batch_anchor_gas`]). The baseline stores
+/// nothing, so it cannot reject a resent root.
+pub async fn measure_event_only_anchor_gas(
+    node: &AnvilNode,
+    leaf_count: u32,
+) -> Result<u64, DeploymentError> {
+    use ethers::abi::AbiEncode;
+
+    use crate::bindings::baseline::{AnchorBatchCall, EVENTONLYBATCHANCHOR_BYTECODE};
+    use crate::convert::to_h160;
+    use crate::rpc::ChainClient;
+
+    let config = test_config(node);
+    let chain = ChainClient::connect(&config, ANVIL_CHAIN_ID)?;
+    let (deployment, _) = crate::deploy::deploy_one(
+        &chain,
+        &config,
+        "EventOnlyBatchAnchor",
+        &EVENTONLYBATCHANCHOR_BYTECODE,
+    )
+    .await?;
+
+    let failed = |reason: String| DeploymentError::Unavailable(reason);
+    let mut root = [0u8; 32];
+    root[..4].copy_from_slice(&leaf_count.to_be_bytes());
+    root[31] = 1;
+    let call = AnchorBatchCall {
+        root,
+        leaf_count: leaf_count.into(),
+    };
+    let to = to_h160(&deployment.address);
+    let data: ethers::types::Bytes = call.encode().into();
+    let gas = chain
+        .estimate_gas(Some(to), &data)
+        .await
+        .map_err(|error| failed(error.describe()))?;
+    let tx_hash = chain
+        .send(Some(to), data, gas)
+        .await
+        .map_err(|error| failed(error.describe()))?;
+    let receipt = chain
+        .wait_for_receipt(tx_hash, config.receipt_timeout)
+        .await
+        .map_err(|error| failed(error.describe()))?
+        .ok_or_else(|| failed(format!("transaction {tx_hash:#x} was not mined")))?;
+    Ok(receipt
+        .gas_used
+        .map(|gas| gas.low_u64())
+        .unwrap_or_default())
+}

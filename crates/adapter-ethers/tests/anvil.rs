@@ -16,7 +16,7 @@ use meditrustal_adapter_ethers::testing::{
     deploy_test_ledger, test_config, AnvilNode, ANVIL_CHAIN_ID, OTHER_KEY, REGISTRAR_ADDRESS,
 };
 use meditrustal_adapter_ethers::{
-    check_deployment, deploy_audit_anchor_registry, deploy_contracts, fund_on_dev_node,
+    check_deployment, deploy_contracts, deploy_missing_contracts, fund_on_dev_node,
     DeploymentError, DeploymentManifest, EthersLedger, RandomAccountGenerator, RegisteredUser,
 };
 use meditrustal_audit::{AnchoredHead, AuditAnchorLedger};
@@ -32,8 +32,8 @@ use uuid::Uuid;
 /// Addresses of the first four contracts anvil's first account creates
 /// (nonces 0 to 3), which `deploy_contracts` deploys in this order:
 /// `UserRegistry`, `MedicalRecordRegistry`, `ConsentRegistry`,
-/// `AuditAnchorRegistry`. The deployments fill blocks 1 to 4, so a test's
-/// first transaction is mined in block 5.
+/// `AuditAnchorRegistry`, then `BatchAnchorRegistry`. The deployments fill
+/// blocks 1 to 5, so a test's first transaction is mined in block 6.
 const USER_REGISTRY_ADDRESS: &str = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
 const RECORD_REGISTRY_ADDRESS: &str = "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512";
 const CONSENT_REGISTRY_ADDRESS: &str = "0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0";
@@ -148,7 +148,7 @@ async fn deploy_writes_manifest_that_passes_check() {
         ledger.status().await,
         Ok(ChainStatus {
             chain_id: ANVIL_CHAIN_ID,
-            block_number: 4
+            block_number: 5
         })
     );
 }
@@ -184,7 +184,7 @@ async fn register_user_is_mined_and_readable() {
 
     let anchor = mined(ledger.submit(&job).await.unwrap());
 
-    assert_eq!(anchor.block_number, 5);
+    assert_eq!(anchor.block_number, 6);
     assert_eq!(
         ledger.transaction_status(&anchor.tx_hash).await,
         Ok(TxStatus::Mined(anchor))
@@ -194,7 +194,7 @@ async fn register_user_is_mined_and_readable() {
         Ok(Some(RegisteredUser {
             did: "did:meditrustal:user7".to_owned(),
             role: ChainRole::Doctor,
-            block_number: 5,
+            block_number: 6,
         }))
     );
     assert_eq!(
@@ -213,9 +213,9 @@ async fn duplicate_registration_returns_original_transaction() {
     let second = ledger.submit(&job).await.unwrap();
 
     assert_eq!(second, first);
-    assert_eq!(mined(second).block_number, 5);
+    assert_eq!(mined(second).block_number, 6);
     let head = node.provider().unwrap().get_block_number().await.unwrap();
-    assert_eq!(head.as_u64(), 5, "the resend must not send a transaction");
+    assert_eq!(head.as_u64(), 6, "the resend must not send a transaction");
 }
 
 #[tokio::test]
@@ -256,14 +256,14 @@ async fn anchored_record_reads_back_exact_fields() {
             .unwrap(),
     );
 
-    assert_eq!(anchor.block_number, 5);
+    assert_eq!(anchor.block_number, 6);
     assert_eq!(
         ledger.find_record(&anchor_job.anchor_hash).await,
         Ok(Some(OnChainRecord {
             patient_did: "did:meditrustal:patient".to_owned(),
             record_type: "LAB_RESULT".to_owned(),
             timestamp: 1_767_225_601,
-            block_number: 5,
+            block_number: 6,
             tx_hash: Some(anchor.tx_hash),
         }))
     );
@@ -342,7 +342,7 @@ async fn unauthorized_sender_is_rejected_with_decoded_error() {
     let head = node.provider().unwrap().get_block_number().await.unwrap();
     assert_eq!(
         head.as_u64(),
-        4,
+        5,
         "a rejected job must not send a transaction"
     );
 }
@@ -371,8 +371,8 @@ async fn concurrent_submits_get_consecutive_nonces() {
         nonces.push(transaction.nonce.as_u64());
     }
     nonces.sort_unstable();
-    // Nonces 0 to 3 went to the four deployments.
-    assert_eq!(nonces, (4..24).collect::<Vec<u64>>());
+    // Nonces 0 to 4 went to the five deployments.
+    assert_eq!(nonces, (5..25).collect::<Vec<u64>>());
     for seed in 100..120 {
         let found = ledger.find_record(&record(seed).anchor_hash).await.unwrap();
         assert_eq!(
@@ -400,11 +400,11 @@ async fn racing_resends_return_first_transaction() {
 
     let first = mined(first.unwrap());
     assert_eq!(mined(second.unwrap()), first);
-    assert_eq!(first.block_number, 5);
+    assert_eq!(first.block_number, 6);
     let block = node
         .provider()
         .unwrap()
-        .get_block(5u64)
+        .get_block(6u64)
         .await
         .unwrap()
         .unwrap();
@@ -428,7 +428,7 @@ async fn nonce_recovers_after_foreign_send() {
         .await
         .unwrap();
 
-    // A second deployment takes nonces 5 to 8 behind the ledger's back.
+    // A second deployment takes nonces 6 to 10 behind the ledger's back.
     deploy_contracts(&test_config(&node)).await.unwrap();
     let anchor = mined(
         ledger
@@ -445,8 +445,8 @@ async fn nonce_recovers_after_foreign_send() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transaction.nonce.as_u64(), 9);
-    assert_eq!(anchor.block_number, 10);
+    assert_eq!(transaction.nonce.as_u64(), 11);
+    assert_eq!(anchor.block_number, 12);
 }
 
 #[tokio::test]
@@ -483,8 +483,8 @@ async fn nonce_recovers_after_chain_reset() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transaction.nonce.as_u64(), 4);
-    assert_eq!(anchor.block_number, 5);
+    assert_eq!(transaction.nonce.as_u64(), 5);
+    assert_eq!(anchor.block_number, 6);
 }
 
 #[tokio::test]
@@ -659,7 +659,7 @@ async fn automine_off_returns_sent_then_mined() {
         ledger.transaction_status(&tx_hash).await,
         Ok(TxStatus::Mined(ChainAnchor {
             tx_hash,
-            block_number: 5
+            block_number: 6
         }))
     );
 }
@@ -692,7 +692,7 @@ async fn audit_heads_are_anchored_and_listed_in_order() {
             .iter()
             .map(|head| head.block_number)
             .collect::<Vec<_>>(),
-        vec![5, 6, 7]
+        vec![6, 7, 8]
     );
 }
 
@@ -707,7 +707,7 @@ async fn resent_audit_head_returns_original_transaction() {
 
     assert_eq!(second, first);
     let head = node.provider().unwrap().get_block_number().await.unwrap();
-    assert_eq!(head.as_u64(), 5, "the resend must not send a transaction");
+    assert_eq!(head.as_u64(), 6, "the resend must not send a transaction");
 }
 
 #[tokio::test]
@@ -767,7 +767,7 @@ async fn manifest_without_audit_registry_gets_it_added() {
     let audit_job = old_ledger
         .submit(&LedgerJob::AnchorAuditHead(audit_head(1)))
         .await;
-    let updated = deploy_audit_anchor_registry(&config, &old).await.unwrap();
+    let updated = deploy_missing_contracts(&config, &old).await.unwrap();
 
     assert_eq!(
         missing.to_string(),
@@ -820,6 +820,10 @@ fn compile_check_names_a_stale_artifact() {
         "out/MedicalRecordRegistry.json",
         "out/ConsentRegistry.json",
         "out/AuditAnchorRegistry.json",
+        "BatchAnchorRegistry.sol",
+        "out/BatchAnchorRegistry.json",
+        "EventOnlyBatchAnchor.sol",
+        "out/EventOnlyBatchAnchor.json",
     ] {
         std::fs::copy(contracts_dir().join(file), copy.join(file)).unwrap();
     }

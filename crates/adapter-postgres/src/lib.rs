@@ -4,6 +4,7 @@
 //! [`RecordStore`](meditrustal_records::RecordStore),
 //! [`ConsentStore`](meditrustal_records::ConsentStore),
 //! [`OutboxStore`](meditrustal_ledger::OutboxStore),
+//! [`BatchStore`](meditrustal_ledger::BatchStore),
 //! [`AuditStore`](meditrustal_audit::AuditStore), and the session,
 //! throttle, one-time token and MFA stores of the identity crate) with
 //! Diesel and a deadpool connection pool, plus the schema migrations and
@@ -21,9 +22,11 @@
 mod admin;
 mod audit;
 mod audit_group;
+mod batches;
 mod consents;
 mod convert;
 mod error;
+mod key_rotation;
 mod mail_outbox;
 mod master_keys;
 mod mfa;
@@ -34,6 +37,7 @@ mod pool;
 mod records;
 mod schema;
 mod sessions;
+mod stats;
 #[cfg(feature = "testing")]
 mod test_server;
 #[cfg(feature = "testing")]
@@ -43,17 +47,23 @@ mod users;
 
 pub use admin::PgUserAdminStore;
 pub use audit::{AppendOnlyGaps, PgAuditStore};
+pub use batches::PgBatchStore;
 pub use consents::PgConsentStore;
 pub use error::DatabaseError;
+pub use key_rotation::{
+    retire_master_key, rewrap_batch, wrapped_key_counts, RetireError, RewrapBatch, RewrapError,
+    SealedTable, WrappedKeyCount,
+};
 pub use mail_outbox::PgMailOutbox;
-pub use master_keys::{check_master_key, MasterKeyError};
+pub use master_keys::{check_master_key, check_previous_master_key, MasterKeyError};
 pub use mfa::PgMfaStore;
 pub use migrations::{run_migrations, MIGRATIONS};
 pub use one_time_tokens::PgOneTimeTokenStore;
 pub use outbox::PgOutboxStore;
-pub use pool::{ping, Pool, PoolConfig};
+pub use pool::{ping, public_table_count, Pool, PoolConfig, PoolUsage};
 pub use records::PgRecordStore;
 pub use sessions::PgSessionStore;
+pub use stats::{anchoring_delays, outbox_backlog, DelayHistogram, OutboxBacklog};
 pub use throttle::PgLoginThrottle;
 pub use users::PgUserStore;
 

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::convert;
 use crate::error::QueryError;
 use crate::pool::Pool;
-use crate::schema::{audit_anchors, consents, medical_records, outbox_jobs, users};
+use crate::schema::{anchor_batches, audit_anchors, consents, medical_records, outbox_jobs, users};
 
 /// Statuses of jobs that are not finished yet.
 const OPEN_STATUSES: [&str; 2] = ["pending", "sent"];
@@ -35,16 +35,17 @@ pub(crate) enum JobTarget {
     /// An `audit_anchors` row, by sequence number: anchor on
     /// `AuditAnchorRegistry`.
     AuditAnchor(i64),
+    /// An `anchor_batches` row and its member records: a root on
+    /// `BatchAnchorRegistry`.
+    Batch(i64),
 }
 
 impl JobTarget {
-    fn from_columns(
-        kind: &str,
-        record_id: Option<Uuid>,
-        user_id: Option<Uuid>,
-        consent_id: Option<Uuid>,
-        audit_anchor_seq: Option<i64>,
-    ) -> Option<Self> {
+    fn from_columns(kind: &str, columns: TargetColumns) -> Option<Self> {
+        let (record_id, user_id, consent_id, audit_anchor_seq, anchor_batch_id) = columns;
+        if let ("anchor_batch", Some(id)) = (kind, anchor_batch_id) {
+            return Some(Self::Batch(id));
+        }
         match (kind, record_id, user_id, consent_id, audit_anchor_seq) {
             ("anchor_record", Some(id), _, _, _) => Some(Self::Record(id)),
             ("register_user", _, Some(id), _, _) => Some(Self::User(id)),
@@ -56,6 +57,16 @@ impl JobTarget {
     }
 }
 
+/// The target columns of a job: record, user, consent, audit anchor and
+/// batch.
+type TargetColumns = (
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<i64>,
+    Option<i64>,
+);
+
 #[derive(Insertable)]
 #[diesel(table_name = outbox_jobs)]
 pub(crate) struct NewJobRow {
@@ -65,6 +76,7 @@ pub(crate) struct NewJobRow {
     user_id: Option<Uuid>,
     consent_id: Option<Uuid>,
     audit_anchor_seq: Option<i64>,
+    anchor_batch_id: Option<i64>,
 }
 
 impl NewJobRow {
@@ -74,13 +86,14 @@ impl NewJobRow {
         let payload = serde_json::to_value(job).map_err(|error| {
             QueryError::Conversion(format!("could not serialize ledger job: {error}"))
         })?;
-        let (record_id, user_id, consent_id, audit_anchor_seq) = match target {
-            JobTarget::Record(id) => (Some(id), None, None, None),
-            JobTarget::User(id) => (None, Some(id), None, None),
+        let (record_id, user_id, consent_id, audit_anchor_seq, anchor_batch_id) = match target {
+            JobTarget::Record(id) => (Some(id), None, None, None, None),
+            JobTarget::User(id) => (None, Some(id), None, None, None),
             JobTarget::ConsentGrant(id) | JobTarget::ConsentRevocation(id) => {
-                (None, None, Some(id), None)
+                (None, None, Some(id), None, None)
             }
-            JobTarget::AuditAnchor(seq) => (None, None, None, Some(seq)),
+            JobTarget::AuditAnchor(seq) => (None, None, None, Some(seq), None),
+            JobTarget::Batch(id) => (None, None, None, None, Some(id)),
         };
         Ok(Self {
             kind: job.kind().to_owned(),
@@ -89,6 +102,7 @@ impl NewJobRow {
             user_id,
             consent_id,
             audit_anchor_seq,
+            anchor_batch_id,
         })
     }
 
@@ -156,16 +170,52 @@ FROM due
 WHERE job.id = due.id
 RETURNING job.id, job.payload, job.attempts, job.tx_hash, job.next_attempt_at";
 
+/// [`CLAIM_SQL`] without the record anchor jobs that wait for a batch:
+/// in batch mode the batcher takes those. A record anchor job already sent
+/// one by one (status `sent`) is still claimed, so switching modes strands
+/// no job.
+const CLAIM_SKIPPING_WAITING_RECORD_ANCHORS_SQL: &str = "\
+WITH due AS MATERIALIZED (
+    SELECT id FROM outbox_jobs
+    WHERE status IN ('pending', 'sent')
+      AND next_attempt_at <= now()
+      AND (locked_until IS NULL OR locked_until <= now())
+      AND NOT (kind = 'anchor_record' AND status = 'pending')
+    ORDER BY next_attempt_at, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox_jobs AS job
+SET locked_until = now() + make_interval(secs => $2), updated_at = now()
+FROM due
+WHERE job.id = due.id
+RETURNING job.id, job.payload, job.attempts, job.tx_hash, job.next_attempt_at";
+
 /// PostgreSQL implementation of [`OutboxStore`].
 #[derive(Clone, Debug)]
 pub struct PgOutboxStore {
     pool: Pool,
+    claim_sql: &'static str,
 }
 
 impl PgOutboxStore {
-    /// Builds the store over `pool`.
+    /// Builds the store over `pool`. It claims every kind of job, so
+    /// records are anchored one transaction each.
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            claim_sql: CLAIM_SQL,
+        }
+    }
+
+    /// Builds the store for batch mode: it leaves waiting record anchor
+    /// jobs to the batcher ([`crate::PgBatchStore`]) and claims every other
+    /// job, the `anchor_batch` jobs included.
+    pub fn for_batch_mode(pool: Pool) -> Self {
+        Self {
+            pool,
+            claim_sql: CLAIM_SKIPPING_WAITING_RECORD_ANCHORS_SQL,
+        }
     }
 
     /// Counts unfinished jobs (pending or sent): the outbox depth, for
@@ -191,11 +241,12 @@ impl OutboxStore for PgOutboxStore {
     /// payload cannot be decoded is failed in the same transaction, with
     /// the reason in `last_error`, instead of blocking every later claim.
     async fn claim_due(&self, limit: u32, lease: Duration) -> Result<Vec<OutboxJob>, OutboxError> {
+        let claim_sql = self.claim_sql;
         let jobs = self
             .pool
             .run(move |conn| {
                 conn.transaction(|conn| {
-                    let mut rows: Vec<ClaimedRow> = diesel::sql_query(CLAIM_SQL)
+                    let mut rows: Vec<ClaimedRow> = diesel::sql_query(claim_sql)
                         .bind::<BigInt, _>(i64::from(limit))
                         .bind::<Double, _>(lease.as_secs_f64())
                         .load(conn)?;
@@ -334,22 +385,18 @@ impl OutboxStore for PgOutboxStore {
 /// Locks the job if it is still open (pending or sent) and returns its
 /// target, or `None` when the job is finished or missing.
 fn lock_open_job(conn: &mut PgConnection, job_id: i64) -> Result<Option<JobTarget>, QueryError> {
-    type TargetColumns = (
-        String,
-        Option<Uuid>,
-        Option<Uuid>,
-        Option<Uuid>,
-        Option<i64>,
-    );
-    let columns: Option<TargetColumns> = outbox_jobs::table
+    let columns: Option<(String, TargetColumns)> = outbox_jobs::table
         .find(job_id)
         .filter(outbox_jobs::status.eq_any(OPEN_STATUSES))
         .select((
             outbox_jobs::kind,
-            outbox_jobs::record_id,
-            outbox_jobs::user_id,
-            outbox_jobs::consent_id,
-            outbox_jobs::audit_anchor_seq,
+            (
+                outbox_jobs::record_id,
+                outbox_jobs::user_id,
+                outbox_jobs::consent_id,
+                outbox_jobs::audit_anchor_seq,
+                outbox_jobs::anchor_batch_id,
+            ),
         ))
         .for_update()
         .first(conn)
@@ -357,18 +404,16 @@ fn lock_open_job(conn: &mut PgConnection, job_id: i64) -> Result<Option<JobTarge
 
     match columns {
         None => Ok(None),
-        Some((kind, record_id, user_id, consent_id, audit_anchor_seq)) => {
-            JobTarget::from_columns(&kind, record_id, user_id, consent_id, audit_anchor_seq)
-                .map(Some)
-                .ok_or_else(|| {
-                    convert::invalid(
-                        "outbox_jobs",
-                        job_id,
-                        "record_id, user_id, consent_id and audit_anchor_seq",
-                        "do not name the target of its kind",
-                    )
-                })
-        }
+        Some((kind, columns)) => JobTarget::from_columns(&kind, columns)
+            .map(Some)
+            .ok_or_else(|| {
+                convert::invalid(
+                    "outbox_jobs",
+                    job_id,
+                    "record_id, user_id, consent_id, audit_anchor_seq and anchor_batch_id",
+                    "do not name the target of its kind",
+                )
+            }),
     }
 }
 
@@ -437,6 +482,28 @@ fn fail_job(conn: &mut PgConnection, job_id: i64, error: &str) -> Result<(), Que
             ))
             .execute(conn)?;
         }
+        JobTarget::Batch(id) => {
+            diesel::update(
+                anchor_batches::table
+                    .find(id)
+                    .filter(anchor_batches::status.eq("pending")),
+            )
+            .set((
+                anchor_batches::status.eq("failed"),
+                anchor_batches::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+            diesel::update(
+                medical_records::table
+                    .filter(medical_records::anchor_batch_id.eq(id))
+                    .filter(medical_records::anchor_status.eq("pending")),
+            )
+            .set((
+                medical_records::anchor_status.eq("failed"),
+                medical_records::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        }
     }
     Ok(())
 }
@@ -496,6 +563,28 @@ fn set_target_tx(
             .set((
                 audit_anchors::tx_hash.eq(tx),
                 audit_anchors::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        }
+        JobTarget::Batch(id) => {
+            diesel::update(
+                anchor_batches::table
+                    .find(id)
+                    .filter(anchor_batches::status.eq("pending")),
+            )
+            .set((
+                anchor_batches::tx_hash.eq(tx.clone()),
+                anchor_batches::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+            diesel::update(
+                medical_records::table
+                    .filter(medical_records::anchor_batch_id.eq(id))
+                    .filter(medical_records::anchor_status.eq("pending")),
+            )
+            .set((
+                medical_records::anchor_tx_hash.eq(tx),
+                medical_records::updated_at.eq(now),
             ))
             .execute(conn)?;
         }
@@ -560,6 +649,26 @@ fn complete_target(
                     audit_anchors::block_number.eq(Some(block_number)),
                     audit_anchors::anchored_at.eq(now),
                     audit_anchors::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        JobTarget::Batch(id) => {
+            diesel::update(anchor_batches::table.find(id))
+                .set((
+                    anchor_batches::status.eq("anchored"),
+                    anchor_batches::tx_hash.eq(Some(tx.clone())),
+                    anchor_batches::block_number.eq(Some(block_number)),
+                    anchor_batches::anchored_at.eq(now),
+                    anchor_batches::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            diesel::update(medical_records::table.filter(medical_records::anchor_batch_id.eq(id)))
+                .set((
+                    medical_records::anchor_status.eq("anchored"),
+                    medical_records::anchor_tx_hash.eq(Some(tx)),
+                    medical_records::anchor_block_number.eq(Some(block_number)),
+                    medical_records::anchored_at.eq(now),
+                    medical_records::updated_at.eq(now),
                 ))
                 .execute(conn)?;
         }

@@ -68,6 +68,19 @@ impl fmt::Debug for Pool {
     }
 }
 
+/// Connections of a pool at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Configured maximum of connections.
+    pub max_size: usize,
+    /// Open connections.
+    pub size: usize,
+    /// Open connections that are idle.
+    pub available: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
 impl Pool {
     /// Builds a pool. Connections are opened on first use, so this succeeds
     /// while the database is down. Errors: [`DatabaseError::Config`].
@@ -122,6 +135,17 @@ impl Pool {
             .map_err(|error| QueryError::Connection(format!("database call aborted: {error}")))?
     }
 
+    /// Returns the pool's current use.
+    pub fn usage(&self) -> PoolUsage {
+        let status = self.inner.status();
+        PoolUsage {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
+
     /// Closes the pool: idle connections are closed now, connections in use
     /// when they are returned, and later requests fail.
     pub fn close(&self) {
@@ -135,6 +159,28 @@ pub async fn ping(pool: &Pool) -> Result<(), DatabaseError> {
     pool.run(|conn| conn.batch_execute("SELECT 1").map_err(QueryError::from))
         .await?;
     Ok(())
+}
+
+/// Counts the tables in the `public` schema, to tell an empty database
+/// from one in use. Errors: [`DatabaseError::Unavailable`].
+pub async fn public_table_count(pool: &Pool) -> Result<u64, DatabaseError> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let row: Count = pool
+        .run(|conn| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query(
+                "SELECT count(*) AS count FROM information_schema.tables \
+                 WHERE table_schema = 'public'",
+            )
+            .get_result(conn)
+            .map_err(QueryError::from)
+        })
+        .await?;
+    Ok(u64::try_from(row.count).unwrap_or(0))
 }
 
 fn pool_error(error: PoolError) -> QueryError {

@@ -1,13 +1,18 @@
 //! [`RecordStore`] over the `medical_records` table.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use meditrustal_crypto::Digest;
 use meditrustal_crypto::{KeyId, SealedData};
 use meditrustal_identity::UserId;
+use meditrustal_ledger::merkle::{MerkleProof, Salt};
 use meditrustal_ledger::{AnchorState, AnchorStatus, LedgerJob};
 use meditrustal_records::{
-    ListQuery, MedicalRecord, RecordId, RecordStore, RecordStoreError, RecordType, StoredRecord,
+    BatchPlacement, ListQuery, MedicalRecord, RecordId, RecordStore, RecordStoreError, RecordType,
+    StoredRecord,
 };
 use uuid::Uuid;
 
@@ -15,7 +20,7 @@ use crate::convert;
 use crate::error::QueryError;
 use crate::outbox::{JobTarget, NewJobRow};
 use crate::pool::Pool;
-use crate::schema::medical_records;
+use crate::schema::{anchor_batches, medical_records};
 
 /// PostgreSQL implementation of [`RecordStore`].
 #[derive(Clone, Debug)]
@@ -49,6 +54,7 @@ struct NewRecordRow {
     ciphertext: Vec<u8>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    anchor_salt: Vec<u8>,
 }
 
 impl NewRecordRow {
@@ -76,6 +82,7 @@ impl NewRecordRow {
             ciphertext: stored.sealed.ciphertext.clone(),
             created_at: record.created_at,
             updated_at: record.updated_at,
+            anchor_salt: record.salt.as_bytes().to_vec(),
         })
     }
 }
@@ -83,7 +90,7 @@ impl NewRecordRow {
 /// Metadata and anchoring columns: everything but the sealed content.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = medical_records, check_for_backend(diesel::pg::Pg))]
-struct RecordRow {
+pub(crate) struct RecordRow {
     id: Uuid,
     patient_id: Uuid,
     record_type: String,
@@ -96,10 +103,19 @@ struct RecordRow {
     anchored_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    anchor_salt: Vec<u8>,
+    anchor_batch_id: Option<i64>,
+    anchor_leaf_index: Option<i32>,
+    anchor_proof: Option<Vec<u8>>,
 }
 
+/// Root and leaf count of a record's batch, from a left join.
+/// Root and leaf count of the record's batch, from a left join with
+/// `anchor_batches`.
+pub(crate) type BatchColumns = Option<(Vec<u8>, i32)>;
+
 impl RecordRow {
-    fn into_record(self) -> Result<MedicalRecord, QueryError> {
+    fn into_record(self, batch: BatchColumns) -> Result<MedicalRecord, QueryError> {
         let id = RecordId(self.id);
         let invalid =
             |column: &str, problem: &str| convert::invalid("medical_records", id, column, problem);
@@ -126,6 +142,29 @@ impl RecordRow {
             anchored_at: self.anchored_at,
         };
 
+        let salt: [u8; 32] = self
+            .anchor_salt
+            .as_slice()
+            .try_into()
+            .map_err(|_| invalid("anchor_salt", "is not 32 bytes"))?;
+        let batch = match (
+            self.anchor_batch_id,
+            self.anchor_leaf_index,
+            self.anchor_proof,
+            batch,
+        ) {
+            (Some(batch_id), Some(index), Some(proof), Some((root, count))) => {
+                Some(placement(id, batch_id, index, &proof, &root, count)?)
+            }
+            (None, None, None, _) => None,
+            _ => {
+                return Err(invalid(
+                    "anchor_batch_id",
+                    "names no complete batch placement",
+                ))
+            }
+        };
+
         Ok(MedicalRecord {
             id,
             patient_id: UserId(self.patient_id),
@@ -136,14 +175,45 @@ impl RecordRow {
             anchor,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            salt: Salt::from_bytes(salt),
+            batch,
         })
     }
+}
+
+fn placement(
+    id: RecordId,
+    batch_id: i64,
+    index: i32,
+    proof: &[u8],
+    root: &[u8],
+    count: i32,
+) -> Result<BatchPlacement, QueryError> {
+    let invalid =
+        |column: &str, problem: &str| convert::invalid("medical_records", id, column, problem);
+    let siblings = proof
+        .chunks(32)
+        .map(Digest::from_slice)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| invalid("anchor_proof", "is not a list of 32-byte hashes"))?;
+    Ok(BatchPlacement {
+        batch_id,
+        root: convert::digest(root, "anchor_batches", batch_id, "root")?,
+        proof: MerkleProof {
+            leaf_index: u64::try_from(index)
+                .map_err(|_| invalid("anchor_leaf_index", "is negative"))?,
+            leaf_count: u64::try_from(count).map_err(|_| {
+                convert::invalid("anchor_batches", batch_id, "leaf_count", "is negative")
+            })?,
+            siblings,
+        },
+    })
 }
 
 /// A full row: metadata, anchoring state and sealed content.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = medical_records, check_for_backend(diesel::pg::Pg))]
-struct StoredRecordRow {
+pub(crate) struct StoredRecordRow {
     #[diesel(embed)]
     record: RecordRow,
     key_id: String,
@@ -153,7 +223,11 @@ struct StoredRecordRow {
 }
 
 impl StoredRecordRow {
-    fn into_stored(self) -> Result<StoredRecord, QueryError> {
+    pub(crate) fn id(&self) -> Uuid {
+        self.record.id
+    }
+
+    pub(crate) fn into_stored(self, batch: BatchColumns) -> Result<StoredRecord, QueryError> {
         let id = RecordId(self.record.id);
         let nonce = self.data_nonce.as_slice().try_into().map_err(|_| {
             convert::invalid("medical_records", id, "data_nonce", "is not 12 bytes")
@@ -165,9 +239,59 @@ impl StoredRecordRow {
             ciphertext: self.ciphertext,
         };
         Ok(StoredRecord {
-            record: self.record.into_record()?,
+            record: self.record.into_record(batch)?,
             sealed,
         })
+    }
+}
+
+/// Loads the batch columns of the records `ids`, for callers that lock
+/// `medical_records` rows and so cannot outer-join `anchor_batches` in
+/// the same `FOR UPDATE` query.
+pub(crate) fn batch_columns_of(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> QueryResult<HashMap<Uuid, BatchColumns>> {
+    let rows: Vec<(Uuid, BatchColumns)> = medical_records::table
+        .left_join(anchor_batches::table)
+        .filter(medical_records::id.eq_any(ids))
+        .select((
+            medical_records::id,
+            (anchor_batches::root, anchor_batches::leaf_count).nullable(),
+        ))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+impl PgRecordStore {
+    /// Loads up to `limit` records with their sealed content in id order,
+    /// starting after `after`, for operator checks over every record.
+    /// Errors: [`RecordStoreError::Unavailable`].
+    pub async fn stored_page(
+        &self,
+        after: Option<RecordId>,
+        limit: u32,
+    ) -> Result<Vec<StoredRecord>, RecordStoreError> {
+        let after = after.map_or(Uuid::nil(), |id| id.0);
+        let stored = self
+            .pool
+            .run(move |conn| {
+                let rows: Vec<(StoredRecordRow, BatchColumns)> = medical_records::table
+                    .left_join(anchor_batches::table)
+                    .filter(medical_records::id.gt(after))
+                    .order(medical_records::id)
+                    .limit(i64::from(limit))
+                    .select((
+                        StoredRecordRow::as_select(),
+                        (anchor_batches::root, anchor_batches::leaf_count).nullable(),
+                    ))
+                    .load(conn)?;
+                rows.into_iter()
+                    .map(|(row, batch)| row.into_stored(batch))
+                    .collect()
+            })
+            .await?;
+        Ok(stored)
     }
 }
 
@@ -194,12 +318,16 @@ impl RecordStore for PgRecordStore {
         let stored = self
             .pool
             .run(move |conn| {
-                let row = medical_records::table
-                    .find(id.0)
-                    .select(StoredRecordRow::as_select())
+                let row: Option<(StoredRecordRow, BatchColumns)> = medical_records::table
+                    .left_join(anchor_batches::table)
+                    .filter(medical_records::id.eq(id.0))
+                    .select((
+                        StoredRecordRow::as_select(),
+                        (anchor_batches::root, anchor_batches::leaf_count).nullable(),
+                    ))
                     .first(conn)
                     .optional()?;
-                row.map(StoredRecordRow::into_stored).transpose()
+                row.map(|(row, batch)| row.into_stored(batch)).transpose()
             })
             .await?;
         Ok(stored)
@@ -211,8 +339,12 @@ impl RecordStore for PgRecordStore {
             .pool
             .run(move |conn| {
                 let mut select = medical_records::table
+                    .left_join(anchor_batches::table)
                     .filter(medical_records::patient_id.eq(query.patient_id.0))
-                    .select(RecordRow::as_select())
+                    .select((
+                        RecordRow::as_select(),
+                        (anchor_batches::root, anchor_batches::leaf_count).nullable(),
+                    ))
                     .order((
                         medical_records::created_at.desc(),
                         medical_records::id.desc(),
@@ -247,8 +379,10 @@ impl RecordStore for PgRecordStore {
                         ),
                     );
                 }
-                let rows: Vec<RecordRow> = select.load(conn)?;
-                rows.into_iter().map(RecordRow::into_record).collect()
+                let rows: Vec<(RecordRow, BatchColumns)> = select.load(conn)?;
+                rows.into_iter()
+                    .map(|(row, batch)| row.into_record(batch))
+                    .collect()
             })
             .await?;
         Ok(records)

@@ -52,6 +52,24 @@ diesel::table! {
         ciphertext -> Bytea,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        anchor_salt -> Bytea,
+        anchor_batch_id -> Nullable<Int8>,
+        anchor_leaf_index -> Nullable<Int4>,
+        anchor_proof -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    anchor_batches (id) {
+        id -> Int8,
+        root -> Bytea,
+        leaf_count -> Int4,
+        status -> Text,
+        tx_hash -> Nullable<Bytea>,
+        block_number -> Nullable<Int8>,
+        anchored_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -72,6 +90,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         consent_id -> Nullable<Uuid>,
         audit_anchor_seq -> Nullable<Int8>,
+        anchor_batch_id -> Nullable<Int8>,
     }
 }
 
@@ -224,6 +243,7 @@ diesel::table! {
 }
 
 diesel::joinable!(medical_records -> users (patient_id));
+diesel::joinable!(medical_records -> anchor_batches (anchor_batch_id));
 diesel::joinable!(user_keys -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -233,10 +253,12 @@ diesel::table! {
         key_id -> Text,
         check_value -> Bytea,
         created_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
     }
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    anchor_batches,
     audit_anchors,
     audit_events,
     break_glass_events,
@@ -306,6 +328,11 @@ mod tests {
         let db = TestDatabase::create().await.unwrap();
         let mut conn = db.connect().unwrap();
         let declared = [
+            (
+                "anchor_batches",
+                debug_query::<Pg, _>(&anchor_batches::table.select(anchor_batches::all_columns))
+                    .to_string(),
+            ),
             (
                 "audit_anchors",
                 debug_query::<Pg, _>(&audit_anchors::table.select(audit_anchors::all_columns))

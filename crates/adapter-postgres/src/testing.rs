@@ -74,6 +74,36 @@ impl TestDatabase {
         })
     }
 
+    /// Creates an empty database, without migrations, named like
+    /// [`TestDatabase::create`]'s; for restore tests. Errors:
+    /// [`DatabaseError::Unavailable`].
+    pub async fn create_empty() -> Result<Self, DatabaseError> {
+        let server_url =
+            std::env::var(SERVER_URL_ENV).unwrap_or_else(|_| DEFAULT_SERVER_URL.to_owned());
+        let name = format!("{DATABASE_PREFIX}{}", Uuid::new_v4().simple());
+
+        let (server, database) = (server_url.clone(), name.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut admin = connect(&database_url(&server, "postgres"))?;
+            admin
+                .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+                .map_err(|error| DatabaseError::Unavailable(error.to_string()))
+        })
+        .await
+        .map_err(|error| {
+            DatabaseError::Unavailable(format!("test database thread failed: {error}"))
+        })??;
+
+        let url = SecretString::from(database_url(&server_url, &name));
+        let pool = Pool::new(&PoolConfig::new(url.clone()))?;
+        Ok(Self {
+            name,
+            server_url: SecretString::from(server_url),
+            url,
+            pool,
+        })
+    }
+
     /// Returns the database's name.
     pub fn name(&self) -> &str {
         &self.name

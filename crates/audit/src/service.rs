@@ -163,6 +163,17 @@ impl AuditService {
         &self,
         anchors: &dyn AuditAnchorLedger,
     ) -> Result<ChainReport, AuditError> {
+        self.verify_chain_with_progress(anchors, &mut |_| {}).await
+    }
+
+    /// Like [`AuditService::verify_chain`], calling `checked` with the
+    /// number of events of each batch once it is checked, for progress
+    /// displays. Errors: as [`AuditService::verify_chain`].
+    pub async fn verify_chain_with_progress(
+        &self,
+        anchors: &dyn AuditAnchorLedger,
+        checked: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<ChainReport, AuditError> {
         // Anchors first: an event appended after this read is then never
         // mistaken for one that an anchor expected and that is missing.
         let anchored = anchors
@@ -199,6 +210,7 @@ impl AuditService {
                 }
                 report.events_checked += 1;
             }
+            checked(batch.len() as u64);
         }
 
         if let Err(problem) = verifier.finish() {

@@ -27,6 +27,8 @@ pub enum Action {
     RecordVerify,
     /// A listing of a patient's record metadata (`record.list`).
     RecordList,
+    /// A download of a record's anchor receipt (`record.proof`).
+    RecordProof,
     /// A patient granted someone access to their records (`consent.grant`).
     ConsentGrant,
     /// A patient revoked a grant (`consent.revoke`).
@@ -54,7 +56,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::Register,
         Self::Login,
         Self::TokenRejected,
@@ -71,6 +73,7 @@ impl Action {
         Self::PasswordChange,
         Self::PasswordReset,
         Self::MfaChange,
+        Self::RecordProof,
     ];
 
     /// Returns the stable name, as stored, hashed and returned by the API.
@@ -92,6 +95,7 @@ impl Action {
             Self::PasswordChange => "auth.password_change",
             Self::PasswordReset => "auth.password_reset",
             Self::MfaChange => "auth.mfa_change",
+            Self::RecordProof => "record.proof",
         }
     }
 

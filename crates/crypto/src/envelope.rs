@@ -106,6 +106,30 @@ pub fn open(
     Ok(plaintext.to_vec())
 }
 
+/// Re-wraps the data key of `sealed` under `target` and returns the sealed
+/// data with the new key id and wrapped key. The nonce and ciphertext are
+/// carried over unchanged, so the content is never decrypted. Errors:
+/// [`CryptoError::UnknownKey`] when the provider lacks the key that wrapped
+/// it, [`CryptoError::Integrity`] when the wrapped key or `aad` was altered.
+pub fn rewrap(
+    keys: &dyn KeyProvider,
+    sealed: &SealedData,
+    aad: &[u8],
+    target: &MasterKey,
+) -> Result<SealedData, CryptoError> {
+    let master = keys
+        .by_id(&sealed.key_id)
+        .ok_or_else(|| CryptoError::UnknownKey(sealed.key_id.clone()))?;
+    let data_key = unwrap_key(master, &sealed.wrapped_key, aad)?;
+    let wrapped_key = wrap_key(target, &data_key, aad, &SystemRandom::new())?;
+    Ok(SealedData {
+        key_id: target.id().clone(),
+        wrapped_key,
+        nonce: sealed.nonce,
+        ciphertext: sealed.ciphertext.clone(),
+    })
+}
+
 fn wrap_key(
     master: &MasterKey,
     data_key: &[u8; 32],
@@ -158,6 +182,16 @@ fn wrap_aad(key_id: &KeyId, aad: &[u8]) -> Vec<u8> {
 fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey, CryptoError> {
     let unbound = UnboundKey::new(&AES_256_GCM, key).map_err(|_| CryptoError::Integrity)?;
     Ok(LessSafeKey::new(unbound))
+}
+
+/// Returns 32 bytes from the system's cryptographically secure random
+/// number generator. Errors: [`CryptoError::Random`].
+pub fn random_bytes_32() -> Result<[u8; 32], CryptoError> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| CryptoError::Random)?;
+    Ok(bytes)
 }
 
 fn random_nonce(rng: &dyn SecureRandom) -> Result<[u8; NONCE_LEN], CryptoError> {
@@ -272,6 +306,41 @@ mod tests {
         assert_eq!(
             seal(&rotated, b"new", b"r").unwrap().key_id,
             KeyId::new("k2")
+        );
+    }
+
+    #[test]
+    fn rewrap_keeps_ciphertext_and_opens_under_new_key() {
+        let old = keyring("k1", 7);
+        let sealed = seal(&old, b"glucose 6.3 mmol/L", b"r").unwrap();
+        let target = MasterKey::new(KeyId::new("k2"), [9; 32]);
+
+        let rewrapped = rewrap(&old, &sealed, b"r", &target).unwrap();
+
+        assert_eq!(rewrapped.key_id, KeyId::new("k2"));
+        assert_eq!(rewrapped.ciphertext, sealed.ciphertext);
+        assert_eq!(rewrapped.nonce, sealed.nonce);
+        assert_ne!(rewrapped.wrapped_key, sealed.wrapped_key);
+        let only_new = keyring("k2", 9);
+        assert_eq!(
+            open(&only_new, &rewrapped, b"r").unwrap(),
+            b"glucose 6.3 mmol/L"
+        );
+    }
+
+    #[test]
+    fn rewrap_rejects_other_aad_and_unknown_key() {
+        let old = keyring("k1", 7);
+        let sealed = seal(&old, b"data", b"record-a").unwrap();
+        let target = MasterKey::new(KeyId::new("k2"), [9; 32]);
+
+        assert_eq!(
+            rewrap(&old, &sealed, b"record-b", &target),
+            Err(CryptoError::Integrity)
+        );
+        assert_eq!(
+            rewrap(&keyring("k3", 7), &sealed, b"record-a", &target),
+            Err(CryptoError::UnknownKey(KeyId::new("k1")))
         );
     }
 }

@@ -104,6 +104,13 @@ impl MasterKeyring {
     }
 }
 
+impl MasterKeyring {
+    /// Every key in the ring, the current one included, in no set order.
+    pub fn keys(&self) -> impl Iterator<Item = &MasterKey> {
+        self.keys.values()
+    }
+}
+
 impl KeyProvider for MasterKeyring {
     #[expect(clippy::expect_used, reason = "new() always inserts the current key")]
     fn current(&self) -> &MasterKey {

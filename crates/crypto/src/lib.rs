@@ -9,7 +9,7 @@ mod envelope;
 mod keys;
 
 pub use digest::{sha256, Digest, DigestParseError};
-pub use envelope::{open, seal, seal_with_rng, CryptoError, SealedData};
+pub use envelope::{open, random_bytes_32, rewrap, seal, seal_with_rng, CryptoError, SealedData};
 pub use keys::{KeyId, KeyProvider, MasterKey, MasterKeyring};
 
 #[cfg(feature = "mock")]

@@ -100,6 +100,18 @@ impl From<RecordError> for Problem {
                 "Integrity check failed",
                 "The stored record failed its integrity check, so its content is withheld. Run verify on it and report the request id.",
             ),
+            RecordError::NotAnchored => Problem::new(
+                StatusCode::CONFLICT,
+                "record_not_anchored",
+                "Record not anchored yet",
+                "The record waits for its anchor batch or for the batch's transaction, so it has no receipt yet. Retry when GET /medical-records/{record_id} shows anchor.status \"anchored\", usually within seconds.",
+            ),
+            RecordError::AnchoredPerRecord => Problem::new(
+                StatusCode::CONFLICT,
+                "receipt_not_available",
+                "No batch receipt for this record",
+                "This record was anchored in its own MedicalRecordRegistry transaction (per-record mode), which has no Merkle receipt. Check it with GET /medical-records/{record_id}/verify.",
+            ),
             RecordError::Unavailable(cause) => {
                 tracing::error!(error = %cause, "record store unavailable");
                 Problem::unavailable("The record database is unavailable. Retry in a few seconds.")

@@ -1,6 +1,6 @@
 //! Request context: a request id on every request and response (also kept
 //! in the request's extensions for audit events), a tracing span carrying
-//! it, and one access log line per request.
+//! it, one access log line per request, and the request metrics.
 
 use std::time::Instant;
 
@@ -8,15 +8,17 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::HttpMessage;
+use actix_web::{web, HttpMessage};
 use tracing::Instrument;
 
 use crate::audit::AssignedRequestId;
+use crate::metrics::Metrics;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Wraps every request in a span with its id, method and route, and logs
-/// its status and latency. Never logs bodies, query strings or headers.
+/// Wraps every request in a span with its id and method, logs its route
+/// pattern, status and latency, and counts it in the request metrics.
+/// Never logs bodies, paths with ids, query strings or headers.
 pub async fn request_context(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -36,6 +38,8 @@ pub async fn request_context(
     request
         .extensions_mut()
         .insert(AssignedRequestId(request_id.clone()));
+    let metrics = request.app_data::<web::Data<Metrics>>().cloned();
+    let method = request.method().clone();
     let started = Instant::now();
 
     let mut response = next.call(request).instrument(span.clone()).await?;
@@ -48,7 +52,13 @@ pub async fn request_context(
         .match_pattern()
         .unwrap_or_else(|| String::from("unmatched"));
     let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(metrics) = metrics {
+        metrics
+            .http
+            .observe_request(&method, &route, status, elapsed);
+    }
+    let elapsed_ms = elapsed * 1000.0;
     span.in_scope(|| tracing::info!(http.route = %route, http.status = status, elapsed_ms, "request completed"));
     Ok(response)
 }

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 /// A field-level validation problem.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldProblem {
     /// Path of the field (`raw_data.birthDate`).
     pub field: String,
@@ -17,7 +17,7 @@ pub struct FieldProblem {
 }
 
 /// An error response in `application/problem+json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// URI naming the problem type: `urn:meditrustal:problem:<code>`.
     #[serde(rename = "type")]

@@ -4,9 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use meditrustal_crypto::Digest;
 
+use crate::batch::{NewBatch, PendingAnchor, PendingSummary};
 use crate::consent::{ConsentSignature, GrantTerms, OnChainConsent, RevokeTerms};
 use crate::types::{
-    ChainAnchor, ChainStatus, LedgerJob, OnChainRecord, OutboxJob, Submission, TxHash, TxStatus,
+    ChainAnchor, ChainStatus, ContractLocation, LedgerJob, OnChainBatch, OnChainRecord, OutboxJob,
+    Submission, TxHash, TxStatus,
 };
 
 /// Errors a [`Ledger`] implementation returns.
@@ -52,6 +54,16 @@ pub trait Ledger: Send + Sync {
     /// [`LedgerError::ContractsMissing`].
     async fn find_record(&self, anchor_hash: &Digest)
         -> Result<Option<OnChainRecord>, LedgerError>;
+
+    /// Reads the batch anchored under `root`, or `None` when the chain has
+    /// none. Errors: [`LedgerError::Unavailable`],
+    /// [`LedgerError::ContractsMissing`], also when the deployment has no
+    /// `BatchAnchorRegistry`.
+    async fn find_batch(&self, root: &Digest) -> Result<Option<OnChainBatch>, LedgerError>;
+
+    /// Returns the chain and address of the `BatchAnchorRegistry` contract,
+    /// or `None` when the deployment has none.
+    fn batch_registry(&self) -> Option<ContractLocation>;
 
     /// Reads the consent entry of `consent_id`, or `None` when the chain
     /// has none. Errors: [`LedgerError::Unavailable`],
@@ -105,6 +117,44 @@ pub trait OutboxStore: Send + Sync {
     /// Marks the job and its target row failed for good. Errors:
     /// [`OutboxError::Unavailable`].
     async fn fail(&self, job_id: i64, error: &str) -> Result<(), OutboxError>;
+}
+
+/// Errors a [`BatchStore`] returns.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum BatchStoreError {
+    /// A claimed job was finished or changed by another worker after its
+    /// lease ran out, so the batch was not formed; nothing was written.
+    #[error("claimed anchor jobs changed before the batch was formed: {0}")]
+    Conflict(String),
+    /// The database could not be reached or the query failed.
+    #[error("batch store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The record anchor jobs waiting for a batch, and the batches formed from
+/// them. Forming a batch moves the records' work to one `anchor_batch`
+/// outbox job, which the [`OutboxStore`] then carries like any other.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait BatchStore: Send + Sync {
+    /// Counts the record anchor jobs waiting for a batch and returns when
+    /// the oldest was queued. Errors: [`BatchStoreError::Unavailable`].
+    async fn pending_anchors(&self) -> Result<PendingSummary, BatchStoreError>;
+
+    /// Claims up to `limit` waiting record anchor jobs, oldest first,
+    /// leasing them for `lease`. Errors: [`BatchStoreError::Unavailable`].
+    async fn claim_anchors(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<PendingAnchor>, BatchStoreError>;
+
+    /// In one transaction: inserts the batch, stores each member record's
+    /// batch, leaf index and proof, marks their record anchor jobs done and
+    /// queues one `anchor_batch` job. Returns the batch id. Errors:
+    /// [`BatchStoreError::Conflict`] when a member's job is no longer
+    /// waiting, [`BatchStoreError::Unavailable`].
+    async fn form_batch(&self, batch: &NewBatch) -> Result<i64, BatchStoreError>;
 }
 
 /// Error from signing a consent message.

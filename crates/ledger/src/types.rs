@@ -134,6 +134,17 @@ pub struct AuditHeadAnchor {
     pub head_hash: Digest,
 }
 
+/// A batch root to anchor on the `BatchAnchorRegistry` contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchAnchor {
+    /// The batch's id in our database.
+    pub batch_id: i64,
+    /// Merkle root over the batch's leaves (see [`crate::merkle`]).
+    pub root: Digest,
+    /// Number of leaves under the root.
+    pub leaf_count: u32,
+}
+
 /// One unit of chain work, stored in the outbox until it is mined.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -148,6 +159,9 @@ pub enum LedgerJob {
     RevokeConsent(SignedRevocation),
     /// Anchor an audit chain head on `AuditAnchorRegistry`.
     AnchorAuditHead(AuditHeadAnchor),
+    /// Anchor the Merkle root of a batch of records on
+    /// `BatchAnchorRegistry`.
+    AnchorBatch(BatchAnchor),
 }
 
 impl LedgerJob {
@@ -159,6 +173,7 @@ impl LedgerJob {
             Self::GrantConsent(_) => "grant_consent",
             Self::RevokeConsent(_) => "revoke_consent",
             Self::AnchorAuditHead(_) => "anchor_audit_head",
+            Self::AnchorBatch(_) => "anchor_batch",
         }
     }
 }
@@ -221,6 +236,50 @@ pub struct OnChainRecord {
     /// Transaction that wrote the entry, from its `RecordAdded` event;
     /// `None` if the node no longer serves that log.
     pub tx_hash: Option<TxHash>,
+}
+
+/// A batch read back from `BatchAnchorRegistry`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OnChainBatch {
+    /// Leaf count stored with the root.
+    pub leaf_count: u64,
+    /// Block in which the root was anchored.
+    pub block_number: u64,
+    /// Transaction that anchored it, from its `BatchAnchored` event;
+    /// `None` if the node no longer serves that log.
+    pub tx_hash: Option<TxHash>,
+}
+
+/// Where a contract lives: the chain and the address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractLocation {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Contract address.
+    pub address: Address,
+}
+
+/// How records reach the chain, chosen by `anchoring.mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorMode {
+    /// Many records per transaction: one Merkle root on
+    /// `BatchAnchorRegistry`, with no patient DID or record type on chain.
+    #[default]
+    Batch,
+    /// One `addRecord` transaction per record on `MedicalRecordRegistry`,
+    /// with the patient DID and record type in clear.
+    PerRecord,
+}
+
+impl AnchorMode {
+    /// The configuration spelling: `batch` or `per_record`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Batch => "batch",
+            Self::PerRecord => "per_record",
+        }
+    }
 }
 
 /// Health of the chain connection.

@@ -15,16 +15,21 @@ use meditrustal_adapter_paseto::{
     BcryptHasher, PasetoTokens, SigningKey, SigningSeed, TokenConfig, TokenKeyId, VerifyingKey,
 };
 use meditrustal_adapter_postgres::{
-    PgAuditStore, PgConsentStore, PgLoginThrottle, PgMailOutbox, PgMfaStore, PgOneTimeTokenStore,
-    PgOutboxStore, PgRecordStore, PgSessionStore, PgUserAdminStore, PgUserStore, Pool, PoolConfig,
+    PgAuditStore, PgBatchStore, PgConsentStore, PgLoginThrottle, PgMailOutbox, PgMfaStore,
+    PgOneTimeTokenStore, PgOutboxStore, PgRecordStore, PgSessionStore, PgUserAdminStore,
+    PgUserStore, Pool, PoolConfig,
 };
 use meditrustal_audit::AuditService;
 use meditrustal_crypto::KeyProvider;
-use meditrustal_http_api::{AppState, ComponentHealth, HttpSettings, ReadinessProbe};
+use meditrustal_http_api::{
+    AppState, ComponentHealth, HttpMetrics, HttpSettings, Metrics, ReadinessProbe,
+};
 use meditrustal_identity::{
     AdminService, IdentityService, SecurityPolicy, SecurityPorts, ThrottlePolicy,
 };
-use meditrustal_ledger::{BackoffPolicy, Ledger, OutboxProcessor};
+use meditrustal_ledger::{
+    AnchorMode, BackoffPolicy, BatchAnchorer, BatchPolicy, BatchRound, Ledger, OutboxProcessor,
+};
 use meditrustal_records::{ConsentService, JobSignal, RecordService};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{watch, Notify};
@@ -32,32 +37,67 @@ use tokio::task::JoinHandle;
 
 use crate::config::{AuthSettings, Settings};
 use crate::keys::Keys;
+use crate::metrics::{ChainErrorCounts, ObservedLedger, ServiceMetrics};
 
 /// A started service: the HTTP server, the outbox worker and the audit
 /// anchoring task.
 pub struct Running {
     /// The address the server listens on.
     pub address: SocketAddr,
+    /// The address of the metrics listener, when `server.metrics_bind`
+    /// is set.
+    pub metrics_address: Option<SocketAddr>,
     /// The HTTP server; await it to serve until it stops.
     pub server: actix_web::dev::Server,
+    metrics_server: Option<actix_web::dev::Server>,
     worker: JoinHandle<()>,
     anchoring: JoinHandle<()>,
+    /// The batcher, in batch mode.
+    batcher: Option<JoinHandle<()>>,
     stop_worker: watch::Sender<bool>,
+    shutdown_timeout: Duration,
 }
 
 impl Running {
     /// Serves until the server stops (SIGINT or SIGTERM, or a handle's
-    /// stop), then stops the worker after its current round and the audit
-    /// anchoring task.
+    /// stop), then stops the outbox worker after its current round and the
+    /// audit anchoring task. The worker gets `server.shutdown_timeout_secs`
+    /// to finish its round; a job still claimed after that keeps its lease,
+    /// and the next worker takes it over when the lease ends.
     pub async fn serve(self) -> anyhow::Result<()> {
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let served = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            if let Err(error) = task.await {
+                tracing::error!(%error, "metrics server ended abnormally");
+            }
+        }
         tracing::info!("HTTP server stopped; stopping outbox worker");
         self.stop_worker.send_replace(true);
-        if let Err(error) = self.worker.await {
-            tracing::error!(%error, "outbox worker ended abnormally");
+        let mut worker = self.worker;
+        match tokio::time::timeout(self.shutdown_timeout, &mut worker).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "outbox worker ended abnormally"),
+            Err(_) => {
+                worker.abort();
+                tracing::warn!(
+                    timeout_secs = self.shutdown_timeout.as_secs(),
+                    "outbox worker did not finish its round in time; its claimed jobs are \
+                     retried when their leases end"
+                );
+            }
         }
         if let Err(error) = self.anchoring.await {
             tracing::error!(%error, "audit anchoring task ended abnormally");
+        }
+        if let Some(batcher) = self.batcher {
+            if let Err(error) = batcher.await {
+                tracing::error!(%error, "record batcher ended abnormally");
+            }
         }
         served.context("HTTP server failed")
     }
@@ -113,11 +153,11 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     let ledger: Arc<EthersLedger> =
         Arc::new(EthersLedger::connect(&chain_config, manifest).context("invalid chain settings")?);
     let pool = pool(settings)?;
-    meditrustal_adapter_postgres::check_master_key(&pool, keys.master.current())
-        .await
-        .context("refusing to start")?;
+    check_master_keys(&pool, &keys.master).await?;
 
-    let signal = Arc::new(WorkerSignal(Notify::new()));
+    let chain_errors = Arc::new(ChainErrorCounts::default());
+    let observed_ledger = Arc::new(ObservedLedger::new(ledger.clone(), chain_errors.clone()));
+    let signal = Arc::new(WorkerSignal::default());
     let keyring = Arc::new(keys.master);
     let identity =
         identity_service(settings, &keys.signing_key, pool.clone(), keyring.clone()).await?;
@@ -126,7 +166,7 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
     let records = RecordService::new(
         record_store.clone(),
         consent_store.clone(),
-        ledger.clone(),
+        observed_ledger.clone(),
         keyring.clone(),
         signal.clone(),
     );
@@ -158,6 +198,26 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
             )
         })?;
     let address = listener.local_addr()?;
+    let metrics_listener = settings
+        .server
+        .metrics_bind
+        .as_deref()
+        .map(|bind| {
+            TcpListener::bind(bind)
+                .with_context(|| format!("cannot listen on server.metrics_bind {bind}"))
+        })
+        .transpose()?;
+    let metrics_address = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let metrics = Metrics {
+        http: HttpMetrics::default(),
+        source: Arc::new(ServiceMetrics {
+            pool: pool.clone(),
+            chain_errors,
+        }),
+    };
     let state = AppState {
         identity: Arc::new(identity),
         records: Arc::new(records),
@@ -165,21 +225,30 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         admin: Arc::new(admin),
         audit: audit.clone(),
         readiness,
+        metrics: metrics.clone(),
     };
+    let shutdown_timeout = Duration::from_secs(settings.server.shutdown_timeout_secs);
     let http = HttpSettings {
         max_body_bytes: settings.server.max_body_bytes,
         cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
         workers: settings.server.workers,
         trusted_proxies: settings.server.trusted_proxy_networks()?,
         body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
+        metrics_on_api: metrics_listener.is_none(),
+        shutdown_timeout,
     };
     let server = meditrustal_http_api::server(listener, state, http)?;
+    let metrics_server = metrics_listener
+        .map(|listener| meditrustal_http_api::metrics_server(listener, metrics))
+        .transpose()?;
 
-    let processor = OutboxProcessor::new(
-        Arc::new(PgOutboxStore::new(pool)),
-        ledger,
-        backoff_policy(settings),
-    );
+    let mode = settings.anchoring.mode;
+    let outbox = match mode {
+        AnchorMode::Batch => PgOutboxStore::for_batch_mode(pool.clone()),
+        AnchorMode::PerRecord => PgOutboxStore::new(pool.clone()),
+    };
+    let processor =
+        OutboxProcessor::new(Arc::new(outbox), observed_ledger, backoff_policy(settings));
     let (stop_worker, stopped) = watch::channel(false);
     let idle = Duration::from_millis(settings.anchoring.poll_interval_ms);
     let anchor_interval = Duration::from_millis(settings.audit.anchor_interval_ms.max(1));
@@ -189,16 +258,44 @@ pub async fn start(settings: &Settings, keys: Keys) -> anyhow::Result<Running> {
         anchor_interval,
         stopped.clone(),
     ));
+    let batcher = (mode == AnchorMode::Batch).then(|| {
+        let anchorer =
+            BatchAnchorer::new(Arc::new(PgBatchStore::new(pool)), batch_policy(settings));
+        tokio::spawn(run_batcher(anchorer, signal.clone(), idle, stopped.clone()))
+    });
     let worker = tokio::spawn(run_worker(processor, signal, idle, stopped));
 
-    tracing::info!(%address, "MediTrustAl listening");
+    tracing::info!(%address, ?metrics_address, anchoring.mode = mode.as_str(), "MediTrustAl listening");
     Ok(Running {
         address,
+        metrics_address,
         server,
+        metrics_server,
         worker,
         anchoring,
+        batcher,
         stop_worker,
+        shutdown_timeout,
     })
+}
+
+/// Checks every configured master key against the check values recorded
+/// in the database: the current one must match and not be retired, and
+/// each previous one must match.
+pub async fn check_master_keys(
+    pool: &Pool,
+    keyring: &meditrustal_crypto::MasterKeyring,
+) -> anyhow::Result<()> {
+    let current = keyring.current();
+    meditrustal_adapter_postgres::check_master_key(pool, current)
+        .await
+        .context("refusing to start")?;
+    for key in keyring.keys().filter(|key| key.id() != current.id()) {
+        meditrustal_adapter_postgres::check_previous_master_key(pool, key)
+            .await
+            .context("refusing to start")?;
+    }
+    Ok(())
 }
 
 fn break_glass_duration(settings: &Settings) -> anyhow::Result<chrono::TimeDelta> {
@@ -350,13 +447,65 @@ fn backoff_policy(settings: &Settings) -> BackoffPolicy {
     }
 }
 
-/// Wakes the outbox worker when a request commits a job.
-struct WorkerSignal(Notify);
+fn batch_policy(settings: &Settings) -> BatchPolicy {
+    let anchoring = &settings.anchoring;
+    BatchPolicy {
+        max_records: anchoring.batch_max_records.max(1),
+        max_wait: Duration::from_millis(anchoring.batch_max_wait_ms),
+        lease: Duration::from_secs(anchoring.lease_secs),
+    }
+}
+
+/// Wakes the outbox worker and the batcher when a request commits a job.
+#[derive(Default)]
+struct WorkerSignal {
+    outbox: Notify,
+    batcher: Notify,
+}
 
 impl JobSignal for WorkerSignal {
     fn job_enqueued(&self) {
-        self.0.notify_one();
+        self.outbox.notify_one();
+        self.batcher.notify_one();
     }
+}
+
+/// Forms record batches until the stop signal: when `max_records` records
+/// wait or the oldest has waited `max_wait`, then wakes the outbox worker
+/// to send the batch.
+async fn run_batcher(
+    anchorer: BatchAnchorer,
+    signal: Arc<WorkerSignal>,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    tracing::info!("record batcher started");
+    loop {
+        let pause = match anchorer.run_once(chrono::Utc::now()).await {
+            Ok(BatchRound::Formed { .. }) => {
+                signal.outbox.notify_one();
+                Duration::ZERO
+            }
+            Ok(BatchRound::Waiting { due_at }) => (due_at - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(idle),
+            Ok(BatchRound::Idle) => idle,
+            Err(error) => {
+                tracing::warn!(%error, "record batch not formed; retrying");
+                idle
+            }
+        };
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            () = signal.batcher.notified() => {}
+            () = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    tracing::info!("record batcher stopped");
 }
 
 /// Runs outbox rounds until the stop signal: at once while jobs keep coming,
@@ -381,7 +530,7 @@ async fn run_worker(
             Err(error) => tracing::warn!(%error, "outbox round failed; retrying"),
         }
         tokio::select! {
-            () = signal.0.notified() => {}
+            () = signal.outbox.notified() => {}
             () = tokio::time::sleep(idle) => {}
             _ = stop.changed() => break,
         }

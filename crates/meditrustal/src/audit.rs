@@ -10,19 +10,34 @@ use std::sync::Arc;
 use anyhow::Context;
 use meditrustal_adapter_ethers::EthersLedger;
 use meditrustal_adapter_postgres::PgAuditStore;
-use meditrustal_audit::{AuditService, ChainReport};
+use meditrustal_audit::{AuditService, AuditStore, ChainReport};
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::app;
 use crate::config::Settings;
+use crate::progress::Progress;
 
 /// Verifies the audit chain in the configured database against the
 /// anchors of the configured deployment. Errors: the manifest does not
 /// match the chain, or the database or the chain cannot be read. A broken
 /// chain is not an error: it is the report's `first_break`.
 pub async fn verify_chain(settings: &Settings) -> anyhow::Result<ChainReport> {
+    let mut progress = Progress::lines(
+        "audit verify",
+        "events",
+        0,
+        Arc::new(std::sync::Mutex::new(std::io::sink())),
+    );
+    verify_chain_with_progress(settings, &mut progress).await
+}
+
+/// Like [`verify_chain`], reporting the events checked to `progress`.
+pub async fn verify_chain_with_progress(
+    settings: &Settings,
+    progress: &mut Progress,
+) -> anyhow::Result<ChainReport> {
     let mut chain_config = app::ethers_config_with_key(settings, read_only_key()?);
     chain_config.deployment_check_ttl = std::time::Duration::from_secs(60);
     let manifest = app::checked_manifest(settings, &chain_config).await?;
@@ -31,7 +46,14 @@ pub async fn verify_chain(settings: &Settings) -> anyhow::Result<ChainReport> {
     let pool = app::pool(settings)?;
     let audit = AuditService::new(Arc::new(PgAuditStore::new(pool.clone())));
 
-    let report = audit.verify_chain(&ledger).await;
+    let head = PgAuditStore::new(pool.clone())
+        .head()
+        .await
+        .context("cannot read the audit chain head")?;
+    progress.set_total(head.map_or(0, |head| head.seq));
+    let report = audit
+        .verify_chain_with_progress(&ledger, &mut |events| progress.advance(events))
+        .await;
     pool.close();
     report.context("cannot verify the audit chain")
 }
@@ -39,7 +61,7 @@ pub async fn verify_chain(settings: &Settings) -> anyhow::Result<ChainReport> {
 /// Returns a fresh random secp256k1 key. The chain client needs a signer
 /// to be built, but verification sends no transaction, so the key never
 /// signs and no configured secret is read.
-fn read_only_key() -> anyhow::Result<SecretString> {
+pub(crate) fn read_only_key() -> anyhow::Result<SecretString> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     SystemRandom::new()
         .fill(bytes.as_mut())

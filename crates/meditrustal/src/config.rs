@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// All settings of the service.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Settings {
     /// Directory for local state: development keys, deployment manifest.
     pub data_dir: PathBuf,
@@ -36,7 +36,7 @@ pub struct Settings {
 }
 
 /// HTTP server settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ServerSettings {
     /// Listen address.
     pub host: String,
@@ -48,11 +48,18 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Maximum time to receive a request body, in milliseconds.
     pub body_timeout_ms: u64,
+    /// After SIGTERM, how long requests in flight and the outbox worker's
+    /// current round may take, in seconds.
+    pub shutdown_timeout_secs: u64,
     /// Browser origins allowed by CORS.
     pub cors_allowed_origins: Vec<String>,
     /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For`
     /// header names the client in audit events.
     pub trusted_proxies: Vec<String>,
+    /// Address (`host:port`) of a separate listener that serves only
+    /// `/metrics`. When unset, the API listener serves `/metrics`.
+    #[serde(default)]
+    pub metrics_bind: Option<String>,
 }
 
 impl ServerSettings {
@@ -77,9 +84,10 @@ impl ServerSettings {
 }
 
 /// PostgreSQL settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct DatabaseSettings {
     /// Connection URL; may hold a password, so it is secret.
+    #[serde(serialize_with = "redact")]
     pub url: SecretString,
     /// Pool size.
     pub max_connections: usize,
@@ -90,7 +98,7 @@ pub struct DatabaseSettings {
 }
 
 /// Chain settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ChainSettings {
     /// JSON-RPC endpoint.
     pub rpc_url: String,
@@ -103,12 +111,20 @@ pub struct ChainSettings {
     /// Deployment manifest path; defaults to `<data_dir>/deployment.json`.
     pub manifest_path: Option<PathBuf>,
     /// Hex secp256k1 key of the registrar account.
+    #[serde(serialize_with = "redact_option")]
     pub registrar_key: Option<SecretString>,
 }
 
-/// Outbox worker settings.
-#[derive(Clone, Debug, Deserialize)]
+/// Outbox worker and record anchoring settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct AnchoringSettings {
+    /// `batch` (one Merkle root per transaction, the default) or
+    /// `per_record` (one `addRecord` transaction per record).
+    pub mode: meditrustal_ledger::AnchorMode,
+    /// Most records in one batch.
+    pub batch_max_records: u32,
+    /// Longest wait of a record for its batch to fill, in milliseconds.
+    pub batch_max_wait_ms: u64,
     /// Idle poll interval, in milliseconds.
     pub poll_interval_ms: u64,
     /// Jobs claimed per round.
@@ -124,7 +140,7 @@ pub struct AnchoringSettings {
 }
 
 /// Token and password settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct AuthSettings {
     /// Access token lifetime, in seconds.
     pub token_lifetime_secs: u64,
@@ -137,6 +153,7 @@ pub struct AuthSettings {
     /// Key id of the signing key.
     pub signing_key_id: String,
     /// Hex Ed25519 seed of the signing key.
+    #[serde(serialize_with = "redact_option")]
     pub signing_key: Option<SecretString>,
     /// Public keys of retired signing keys whose tokens still verify, each
     /// as `kid:<64 hex digits>`.
@@ -152,7 +169,7 @@ pub struct AuthSettings {
 }
 
 /// Limits on failed logins, second-factor codes and password checks.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ThrottleSettings {
     /// Failures per login name or user before the first lockout.
     pub account_max_failures: u32,
@@ -167,16 +184,21 @@ pub struct ThrottleSettings {
 }
 
 /// Record encryption settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct CryptoSettings {
     /// Id of the current master key.
     pub master_key_id: String,
     /// Hex 256-bit master key.
+    #[serde(serialize_with = "redact_option")]
     pub master_key: Option<SecretString>,
+    /// Earlier master keys that still open data during and after a
+    /// rotation, each as `id:<64 hex digits>`.
+    #[serde(serialize_with = "redact_list")]
+    pub previous_master_keys: Vec<SecretString>,
 }
 
 /// Audit log settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct AuditSettings {
     /// How often the current audit chain head is queued for anchoring when
     /// it has moved, in milliseconds.
@@ -184,14 +206,14 @@ pub struct AuditSettings {
 }
 
 /// Consent and emergency access settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ConsentSettings {
     /// How long a break-glass access lasts, in seconds.
     pub break_glass_secs: u64,
 }
 
 /// Log output format.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -201,7 +223,7 @@ pub enum LogFormat {
 }
 
 /// Logging settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct LogSettings {
     /// Output format.
     pub format: LogFormat,
@@ -209,15 +231,33 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// Settings serialize with every secret replaced by this text, so that the
+/// configuration can be printed or compared without revealing a secret.
+pub const REDACTED: &str = "<redacted>";
+
+fn redact<S: Serializer>(_secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(REDACTED)
+}
+
+fn redact_option<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_some(REDACTED),
+        None => serializer.serialize_none(),
+    }
+}
+
+fn redact_list<S: Serializer>(secrets: &[SecretString], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(secrets.iter().map(|_| REDACTED))
+}
+
 impl Settings {
     /// Loads settings from `config_dir`: `default.toml`, then
     /// `<environment>.toml` if present, then `MEDITRUSTAL__*` variables.
     pub fn load(config_dir: &Path, environment: &str) -> Result<Self, config::ConfigError> {
-        config::Config::builder()
-            .add_source(config::File::from(config_dir.join("default.toml")))
-            .add_source(
-                config::File::from(config_dir.join(format!("{environment}.toml"))).required(false),
-            )
+        Self::files(config_dir, environment)
             .add_source(
                 config::Environment::with_prefix("MEDITRUSTAL")
                     .prefix_separator("__")
@@ -226,10 +266,30 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("server.cors_allowed_origins")
                     .with_list_parse_key("server.trusted_proxies")
-                    .with_list_parse_key("auth.previous_public_keys"),
+                    .with_list_parse_key("auth.previous_public_keys")
+                    .with_list_parse_key("crypto.previous_master_keys"),
             )
             .build()?
             .try_deserialize()
+    }
+
+    /// Loads settings from the files alone, ignoring the environment: the
+    /// defaults that the configuration reference documents.
+    pub fn load_files(config_dir: &Path, environment: &str) -> Result<Self, config::ConfigError> {
+        Self::files(config_dir, environment)
+            .build()?
+            .try_deserialize()
+    }
+
+    fn files(
+        config_dir: &Path,
+        environment: &str,
+    ) -> config::ConfigBuilder<config::builder::DefaultState> {
+        config::Config::builder()
+            .add_source(config::File::from(config_dir.join("default.toml")))
+            .add_source(
+                config::File::from(config_dir.join(format!("{environment}.toml"))).required(false),
+            )
     }
 
     /// Path of the deployment manifest.

@@ -54,11 +54,6 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Keys> {
         None
     };
 
-    let master_hex = pick(
-        &settings.crypto.master_key,
-        dev.as_ref().map(|keys| &keys.master_key),
-        "MEDITRUSTAL__CRYPTO__MASTER_KEY",
-    )?;
     let signing_key = pick(
         &settings.auth.signing_key,
         dev.as_ref().map(|keys| &keys.signing_key),
@@ -70,21 +65,69 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Keys> {
         "MEDITRUSTAL__CHAIN__REGISTRAR_KEY",
     )?;
 
-    let master_bytes = decode_key32(master_hex.expose_secret())
-        .context("MEDITRUSTAL__CRYPTO__MASTER_KEY must be 64 hex digits (32 bytes)")?;
-    let master = MasterKeyring::new(
-        MasterKey::new(
-            KeyId::new(settings.crypto.master_key_id.clone()),
-            *master_bytes,
-        ),
-        [],
-    );
+    let master = master_keyring(settings, dev.as_ref())?;
 
     Ok(Keys {
         master,
         signing_key,
         registrar_key,
     })
+}
+
+/// Parses `crypto.previous_master_keys`, each entry `id:<64 hex digits>`.
+/// Errors name the entry by position, never by value.
+fn previous_master_keys(settings: &Settings) -> anyhow::Result<Vec<MasterKey>> {
+    let current = settings.crypto.master_key_id.as_str();
+    let mut keys: Vec<MasterKey> = Vec::new();
+    for (index, entry) in settings.crypto.previous_master_keys.iter().enumerate() {
+        let invalid = || {
+            format!(
+                "invalid MEDITRUSTAL__CRYPTO__PREVIOUS_MASTER_KEYS entry {index}: \
+                 expected id:<64 hex digits>"
+            )
+        };
+        let (id, hex) = entry
+            .expose_secret()
+            .trim()
+            .split_once(':')
+            .with_context(invalid)?;
+        if id.is_empty() || id == current || keys.iter().any(|key| key.id().as_str() == id) {
+            bail!(
+                "invalid MEDITRUSTAL__CRYPTO__PREVIOUS_MASTER_KEYS entry {index}: key id {id:?} \
+                 is empty, the current crypto.master_key_id, or listed twice"
+            );
+        }
+        let bytes = decode_key32(hex).with_context(invalid)?;
+        keys.push(MasterKey::new(KeyId::new(id), *bytes));
+    }
+    Ok(keys)
+}
+
+/// Resolves the master keys alone, for commands that need no other key.
+pub fn resolve_master(settings: &Settings) -> anyhow::Result<MasterKeyring> {
+    let dev = if settings.dev_keys {
+        Some(load_or_create_dev_keys(&settings.data_dir)?)
+    } else {
+        None
+    };
+    master_keyring(settings, dev.as_ref())
+}
+
+fn master_keyring(settings: &Settings, dev: Option<&DevKeyFile>) -> anyhow::Result<MasterKeyring> {
+    let master_hex = pick(
+        &settings.crypto.master_key,
+        dev.map(|keys| &keys.master_key),
+        "MEDITRUSTAL__CRYPTO__MASTER_KEY",
+    )?;
+    let master_bytes = decode_key32(master_hex.expose_secret())
+        .context("MEDITRUSTAL__CRYPTO__MASTER_KEY must be 64 hex digits (32 bytes)")?;
+    Ok(MasterKeyring::new(
+        MasterKey::new(
+            KeyId::new(settings.crypto.master_key_id.clone()),
+            *master_bytes,
+        ),
+        previous_master_keys(settings)?,
+    ))
 }
 
 fn pick(

@@ -6,7 +6,12 @@
 
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod keys;
+pub mod metrics;
 pub mod operator;
+pub mod progress;
+pub mod receipt;
+pub mod rotation;
 pub mod telemetry;

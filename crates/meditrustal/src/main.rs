@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -10,8 +11,10 @@ use meditrustal::app;
 use meditrustal::config::Settings;
 use meditrustal::keys;
 use meditrustal::operator::{self, NewAdmin};
+use meditrustal::progress::Progress;
+use meditrustal::{backup, rotation};
 use meditrustal_adapter_ethers::{
-    check_deployment, deploy_audit_anchor_registry, deploy_contracts, DeploymentError,
+    check_deployment, deploy_contracts, deploy_missing_contracts, DeploymentError,
     DeploymentManifest,
 };
 
@@ -38,7 +41,7 @@ enum Command {
     Serve,
     /// Apply pending database migrations.
     Migrate,
-    /// Print key material that operators carry between configurations.
+    /// Rotate and retire master keys, print token key material.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -57,10 +60,44 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Check a record's anchor receipt (from GET
+    /// /medical-records/{id}/proof) against a chain node, without our
+    /// database or configuration; exit 1 if any check fails.
+    VerifyReceipt {
+        /// The receipt JSON file.
+        file: PathBuf,
+        /// JSON-RPC URL of a node of the receipt's chain.
+        #[arg(long = "rpc")]
+        rpc_url: String,
+        /// The record content (`raw_data`), to check it against the
+        /// receipt's data hash.
+        #[arg(long)]
+        content: Option<PathBuf>,
+    },
     /// Create or promote admin accounts; the API never does.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Write the database (pg_dump) and the deployment manifest to DIR,
+    /// with a checksum manifest. Secrets are not included.
+    Backup {
+        /// New or empty folder for the backup.
+        dir: PathBuf,
+    },
+    /// Restore a backup written by `backup` into the configured database
+    /// and manifest path, then verify every record.
+    Restore {
+        /// Folder of the backup.
+        dir: PathBuf,
+        /// Drop the contents of a non-empty target database, and overwrite
+        /// another deployment manifest, instead of refusing.
+        #[arg(long)]
+        replace: bool,
+        /// Also check each anchored record against the chain at
+        /// chain.rpc_url.
+        #[arg(long)]
+        check_chain: bool,
     },
 }
 
@@ -99,10 +136,34 @@ enum KeysCommand {
     /// Print the public key of the current token signing key as
     /// kid:<64 hex digits>, the form auth.previous_public_keys takes.
     TokenPublicKey,
+    /// Re-wrap every data key under the current master key
+    /// (crypto.master_key_id); earlier keys must be in
+    /// crypto.previous_master_keys. Safe to interrupt and run again.
+    Rotate {
+        /// Data keys re-wrapped per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u32,
+        /// Stop after this many data keys (a later run continues).
+        #[arg(long)]
+        max_keys: Option<u64>,
+    },
+    /// Mark a master key retired once no data key is wrapped under it.
+    Retire {
+        /// Id of the master key to retire.
+        key_id: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::VerifyReceipt {
+        file,
+        rpc_url,
+        content,
+    } = &cli.command
+    {
+        return verify_receipt(file, rpc_url, content.as_deref());
+    }
     let settings = match Settings::load(&cli.config_dir, &cli.environment) {
         Ok(settings) => settings,
         Err(error) => {
@@ -148,13 +209,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             tracing::info!(applied = applied.len(), versions = ?applied, "database migrated");
             Ok(())
         }
-        Command::Keys {
-            command: KeysCommand::TokenPublicKey,
-        } => {
-            let keys = keys::resolve(&settings)?;
-            println!("{}", app::token_public_key(&settings, &keys)?);
-            Ok(())
-        }
+        Command::Keys { command } => keys_command(&settings, command).await,
         Command::DeployContracts {
             if_needed,
             fund_registrar,
@@ -163,11 +218,129 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             command: AuditCommand::Verify,
         } => verify_audit(&settings).await,
         Command::Admin { command } => admin(&settings, command).await,
+        Command::Backup { dir } => {
+            let mut progress = Progress::start("backup", "steps", backup::BACKUP_STEPS);
+            let manifest = backup::backup(&settings, &dir, &mut progress).await?;
+            progress.finish();
+            println!(
+                "backup: wrote {} files to {}; back up the master keys ({}) separately",
+                manifest.files.len() + 1,
+                dir.display(),
+                manifest.master_key_ids.join(", ")
+            );
+            Ok(())
+        }
+        Command::Restore {
+            dir,
+            replace,
+            check_chain,
+        } => {
+            let keyring = Arc::new(keys::resolve_master(&settings)?);
+            let options = backup::RestoreOptions {
+                replace,
+                check_chain,
+            };
+            let mut progress = Progress::start("restore", "records", 0);
+            let report = backup::restore(&settings, keyring, &dir, options, &mut progress).await?;
+            progress.finish();
+            println!("{}", report.summary(check_chain));
+            if let Some(first) = report.failed.first() {
+                anyhow::bail!(
+                    "{} records failed verification; the first: {first}",
+                    report.failed.len()
+                );
+            }
+            Ok(())
+        }
+        Command::VerifyReceipt { .. } => {
+            anyhow::bail!("verify-receipt runs without configuration")
+        }
     }
 }
 
+/// Runs `verify-receipt`: prints each check, exits 1 if any failed and 2
+/// if the receipt could not be read.
+fn verify_receipt(
+    file: &std::path::Path,
+    rpc_url: &str,
+    content: Option<&std::path::Path>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks =
+        match runtime.block_on(meditrustal::receipt::verify_receipt(file, rpc_url, content)) {
+            Ok(checks) => checks,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return ExitCode::from(2);
+            }
+        };
+    for check in &checks {
+        println!("{}", meditrustal::receipt::describe(check));
+    }
+    let failed = checks.iter().filter(|check| !check.passed).count();
+    if failed == 0 {
+        println!("receipt verified: {} checks passed", checks.len());
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "receipt NOT verified: {failed} of {} checks failed",
+            checks.len()
+        );
+        ExitCode::FAILURE
+    }
+}
+
+async fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::TokenPublicKey => {
+            let keys = keys::resolve(settings)?;
+            println!("{}", app::token_public_key(settings, &keys)?);
+        }
+        KeysCommand::Rotate {
+            batch_size,
+            max_keys,
+        } => {
+            let keyring = Arc::new(keys::resolve_master(settings)?);
+            let pool = app::pool(settings)?;
+            let options = rotation::RotateOptions {
+                batch_size,
+                max_keys,
+            };
+            let mut progress = Progress::start("keys rotate", "data keys", 0);
+            let report = rotation::rotate(&pool, keyring, options, &mut progress).await?;
+            progress.finish();
+            pool.close();
+            tracing::info!(
+                crypto.key_id = %report.target,
+                remaining = report.remaining,
+                "master key rotation run finished"
+            );
+            println!("{}", report.summary());
+        }
+        KeysCommand::Retire { key_id } => {
+            let current = meditrustal_crypto::KeyId::new(settings.crypto.master_key_id.clone());
+            let pool = app::pool(settings)?;
+            rotation::retire(&pool, &current, &key_id).await?;
+            pool.close();
+            println!("keys retire: master key {key_id} is retired");
+        }
+    }
+    Ok(())
+}
+
 async fn verify_audit(settings: &Settings) -> anyhow::Result<()> {
-    let report = meditrustal::audit::verify_chain(settings).await?;
+    let mut progress = Progress::start("audit verify", "events", 0);
+    let report = meditrustal::audit::verify_chain_with_progress(settings, &mut progress).await?;
+    progress.finish();
     let summary = meditrustal::audit::describe(&report);
     if !report.is_intact() {
         anyhow::bail!(summary);
@@ -230,7 +403,7 @@ async fn deploy(settings: &Settings, if_needed: bool, fund_registrar: bool) -> a
                         contract,
                         "deployment predates a contract; deploying it alone"
                     );
-                    let updated = deploy_audit_anchor_registry(&config, &manifest)
+                    let updated = deploy_missing_contracts(&config, &manifest)
                         .await
                         .context("deployment failed")?;
                     updated.save(&path)?;

@@ -393,6 +393,8 @@ mod tests {
             anchor: AnchorState::pending(),
             created_at: at(0),
             updated_at: at(0),
+            salt: meditrustal_ledger::merkle::Salt::from_bytes([3; 32]),
+            batch: None,
         }
     }
 

@@ -28,6 +28,14 @@ pub enum RecordError {
     /// returned.
     #[error("record failed its integrity check")]
     Integrity,
+    /// The record has no anchor receipt yet: it waits for its batch or for
+    /// the batch's transaction. Retry after the anchor shows `anchored`.
+    #[error("record is not anchored yet")]
+    NotAnchored,
+    /// The record was anchored in its own `MedicalRecordRegistry`
+    /// transaction, which has no batch receipt; verify checks it instead.
+    #[error("record was anchored one by one and has no batch receipt")]
+    AnchoredPerRecord,
     /// A dependency (database, chain) is unreachable. Retry later.
     #[error("record store unavailable: {0}")]
     Unavailable(String),

@@ -14,6 +14,7 @@ mod error;
 pub mod fhir;
 pub mod json;
 mod ports;
+mod receipt;
 mod service;
 mod types;
 mod verify;
@@ -25,12 +26,15 @@ pub use consent::{
 pub use consent_service::{ConsentService, GrantRequest};
 pub use error::{AccessDenial, ConsentError, RecordError};
 pub use ports::{ConsentStore, ConsentStoreError, JobSignal, RecordStore, RecordStoreError};
+pub use receipt::{
+    LeafInputs, Receipt, ReceiptAnchor, ReceiptCheck, RECEIPT_FORMAT, RECEIPT_VERSION,
+};
 pub use service::{NewRecordRequest, RecordPage, RecordService};
 pub use types::{
-    anchor_hash, record_aad, Cursor, ListQuery, MedicalRecord, PatientSelector, RecordFilter,
-    RecordId, RecordType, StoredRecord,
+    anchor_hash, anchor_hash_of, record_aad, AnchorFields, BatchPlacement, Cursor, ListQuery,
+    MedicalRecord, PatientSelector, RecordFilter, RecordId, RecordType, StoredRecord,
 };
-pub use verify::{Check, CheckOutcome, Verification};
+pub use verify::{verify_record, Check, CheckOutcome, Verification};
 
 #[cfg(feature = "mock")]
 pub use ports::{MockConsentStore, MockJobSignal, MockRecordStore};

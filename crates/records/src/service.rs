@@ -3,13 +3,15 @@ use std::sync::Arc;
 use chrono::{DurationRound, TimeDelta, Utc};
 use meditrustal_crypto::{sha256, CryptoError, KeyProvider};
 use meditrustal_identity::{Did, Principal, Role, UserId};
-use meditrustal_ledger::{AnchorState, Ledger, LedgerJob, RecordAnchor};
+use meditrustal_ledger::merkle::Salt;
+use meditrustal_ledger::{AnchorState, AnchorStatus, Ledger, LedgerJob, RecordAnchor};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::consent::{Access, AccessBasis, AccessGrants};
 use crate::error::{AccessDenial, RecordError};
 use crate::ports::{ConsentStore, JobSignal, RecordStore, RecordStoreError};
+use crate::receipt::Receipt;
 use crate::types::{
     anchor_hash, record_aad, Cursor, ListQuery, MedicalRecord, PatientSelector, RecordFilter,
     RecordId, RecordType, StoredRecord,
@@ -95,6 +97,7 @@ impl RecordService {
         let created_at = Utc::now()
             .duration_trunc(TimeDelta::microseconds(1))
             .map_err(|error| RecordError::Internal(error.to_string()))?;
+        let salt = Salt::generate().map_err(|error| RecordError::Internal(error.to_string()))?;
         let mut record = MedicalRecord {
             id: RecordId::random(),
             patient_id,
@@ -105,6 +108,8 @@ impl RecordService {
             anchor: AnchorState::pending(),
             created_at,
             updated_at: created_at,
+            salt,
+            batch: None,
         };
         record.anchor_hash = anchor_hash(&record);
         let sealed = meditrustal_crypto::seal(
@@ -274,6 +279,33 @@ impl RecordService {
         let (stored, basis) = self.visible_record(caller, id, "verify").await?;
         let report = verify::verify_record(&stored, self.keys.as_ref(), self.ledger.as_ref()).await;
         Ok((report, basis))
+    }
+
+    /// Builds the anchor receipt of a batch-anchored record, for the same
+    /// callers who may read it, and returns what let a doctor in (`None`
+    /// for the owner). Errors: as for [`RecordService::read`], and
+    /// [`RecordError::NotAnchored`] before the batch is mined,
+    /// [`RecordError::AnchoredPerRecord`] for a record anchored in its own
+    /// transaction.
+    pub async fn receipt_with_basis(
+        &self,
+        caller: &Principal,
+        id: RecordId,
+    ) -> Result<(Receipt, UserId, Option<AccessBasis>), RecordError> {
+        let (stored, basis) = self.visible_record(caller, id, "proof").await?;
+        let record = &stored.record;
+
+        let anchored = record.anchor.status == AnchorStatus::Anchored;
+        if anchored && record.batch.is_none() {
+            return Err(RecordError::AnchoredPerRecord);
+        }
+        let contract = self.ledger.batch_registry().ok_or_else(|| {
+            RecordError::Internal("the deployment has no BatchAnchorRegistry".into())
+        })?;
+        let receipt = Receipt::for_record(record, contract)
+            .filter(|_| anchored)
+            .ok_or(RecordError::NotAnchored)?;
+        Ok((receipt, record.patient_id, basis))
     }
 
     /// Returns the owner of a record, or `None` when it does not exist, so

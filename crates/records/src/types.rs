@@ -3,6 +3,7 @@ use std::fmt;
 use chrono::{DateTime, TimeZone, Utc};
 use meditrustal_crypto::{Digest, SealedData};
 use meditrustal_identity::{Did, UserId};
+use meditrustal_ledger::merkle::{MerkleProof, Salt};
 use meditrustal_ledger::AnchorState;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -107,6 +108,23 @@ pub struct MedicalRecord {
     pub created_at: DateTime<Utc>,
     /// Last change (anchoring updates it).
     pub updated_at: DateTime<Utc>,
+    /// Random bytes hashed into the record's batch leaf, drawn once at
+    /// creation.
+    pub salt: Salt,
+    /// The record's place in its anchor batch, once the batcher formed it;
+    /// `None` before, and for records anchored one by one.
+    pub batch: Option<BatchPlacement>,
+}
+
+/// Where a record's leaf sits in an anchor batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchPlacement {
+    /// The batch's id in our database.
+    pub batch_id: i64,
+    /// The batch's Merkle root, as anchored.
+    pub root: Digest,
+    /// The leaf's index, the leaf count and the siblings up to the root.
+    pub proof: MerkleProof,
 }
 
 /// A record with its sealed content, as the store keeps it.
@@ -141,14 +159,48 @@ pub fn record_aad(record: &MedicalRecord) -> Vec<u8> {
 pub fn anchor_hash(record: &MedicalRecord) -> Digest {
     let metadata = record.metadata_json.as_deref().unwrap_or("");
     let did = Did::for_user(record.patient_id);
+    anchor_hash_of(&AnchorFields {
+        record_id: record.id.0,
+        data_hash: record.data_hash,
+        patient_did: did.as_str(),
+        record_type: record.record_type.as_str(),
+        metadata_json: metadata,
+        created_at_unix: record.created_at.timestamp(),
+    })
+}
+
+/// The fields an anchor hash commits to, as plain values, so that a
+/// receipt holder can recompute it without our types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnchorFields<'a> {
+    /// The record id.
+    pub record_id: Uuid,
+    /// SHA-256 of the record content.
+    pub data_hash: Digest,
+    /// The owner's DID.
+    pub patient_did: &'a str,
+    /// The record type, as the API spells it.
+    pub record_type: &'a str,
+    /// The metadata JSON text, or the empty string for none.
+    pub metadata_json: &'a str,
+    /// The creation time in whole Unix seconds.
+    pub created_at_unix: i64,
+}
+
+/// Computes the anchor hash: [`Digest::of_parts`] (each part preceded by
+/// its length as a big-endian u64) over `meditrustal.anchor.v1`, the 16
+/// bytes of the record id, the 32 bytes of the data hash, the DID, the
+/// type and the metadata as UTF-8, and the creation time as a big-endian
+/// i64.
+pub fn anchor_hash_of(fields: &AnchorFields<'_>) -> Digest {
     Digest::of_parts(&[
         b"meditrustal.anchor.v1",
-        record.id.0.as_bytes(),
-        record.data_hash.as_bytes(),
-        did.as_str().as_bytes(),
-        record.record_type.as_str().as_bytes(),
-        metadata.as_bytes(),
-        &record.created_at.timestamp().to_be_bytes(),
+        fields.record_id.as_bytes(),
+        fields.data_hash.as_bytes(),
+        fields.patient_did.as_bytes(),
+        fields.record_type.as_bytes(),
+        fields.metadata_json.as_bytes(),
+        &fields.created_at_unix.to_be_bytes(),
     ])
 }
 

@@ -3,10 +3,13 @@
 use chrono::{DateTime, Utc};
 use meditrustal_crypto::{sha256, Digest, KeyProvider};
 use meditrustal_identity::{Did, UserId};
-use meditrustal_ledger::{AnchorState, AnchorStatus, Ledger, LedgerError, OnChainRecord, TxStatus};
+use meditrustal_ledger::merkle::leaf_hash;
+use meditrustal_ledger::{
+    AnchorState, AnchorStatus, Ledger, LedgerError, OnChainBatch, OnChainRecord, TxStatus,
+};
 use serde::Serialize;
 
-use crate::types::{anchor_hash, record_aad, RecordId, StoredRecord};
+use crate::types::{anchor_hash, record_aad, BatchPlacement, RecordId, StoredRecord};
 
 /// Result of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -81,8 +84,10 @@ impl Checks {
 }
 
 /// Runs every check on `stored`. Chain errors become failed or unavailable
-/// checks; this function itself cannot fail.
-pub(crate) async fn verify_record(
+/// checks; this function itself cannot fail. The API reaches it through
+/// the access rules of [`RecordService`](crate::RecordService); operator
+/// commands, such as the check after a restore, call it directly.
+pub async fn verify_record(
     stored: &StoredRecord,
     keys: &dyn KeyProvider,
     ledger: &dyn Ledger,
@@ -208,6 +213,20 @@ async fn check_chain(
         ),
     }
 
+    if let Some(placement) = &record.batch {
+        check_batch(
+            stored,
+            placement,
+            recomputed,
+            tx_hash,
+            block_number,
+            ledger,
+            checks,
+        )
+        .await;
+        return;
+    }
+
     let (entry, matches_fields) = match find_entry(ledger, recomputed, record.anchor_hash).await {
         Ok(Some(found)) => found,
         Ok(None) => {
@@ -311,5 +330,106 @@ fn compare_entry(stored: &StoredRecord, entry: &OnChainRecord, checks: &mut Chec
                 entry.timestamp
             ),
         );
+    }
+}
+
+/// The chain checks of a batch-anchored record. The chain holds only the
+/// batch root and leaf count, so `chain_entry` proves the record's leaf
+/// into that root with the stored path, and `owner`, `record_type` and
+/// `timestamp` pass only when the leaf of the record's current fields is
+/// the anchored one.
+async fn check_batch(
+    stored: &StoredRecord,
+    placement: &BatchPlacement,
+    recomputed: Digest,
+    tx_hash: Digest,
+    block_number: u64,
+    ledger: &dyn Ledger,
+    checks: &mut Checks,
+) {
+    let record = &stored.record;
+    let root = placement.root;
+    let leaf_of = |commitment: &Digest| leaf_hash(&record.salt, commitment);
+    let proven = match placement.proof.root_for(&leaf_of(&recomputed)) {
+        Ok(reached) if reached == root => Ok(()),
+        Ok(_) if placement.proof.root_for(&leaf_of(&record.anchor_hash)) == Ok(root) => Err(format!("the batch root {root} commits to the stored anchor hash {}, but not to {recomputed}, the hash of the record's current fields; a field changed after anchoring", record.anchor_hash)),
+        Ok(reached) => Err(format!("the stored path leads from the record's leaf to {reached}, not to the batch root {root}; the salt, the path or the root was altered")),
+        Err(error) => Err(format!("the stored path is invalid: {error}")),
+    };
+
+    let entry = match ledger.find_batch(&root).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            checks.fail("chain_entry", format!("the chain holds no batch with root {root}; the root was altered or the chain was reset"));
+            return fail_batch_fields(checks);
+        }
+        Err(LedgerError::ContractsMissing) => {
+            checks.fail("chain_entry", "no BatchAnchorRegistry code at the configured address; the chain was reset or the contract was never deployed");
+            return fail_batch_fields(checks);
+        }
+        Err(error) => {
+            checks.unavailable("chain_entry", format!("could not read the chain: {error}"));
+            return;
+        }
+    };
+
+    match chain_entry_problem(&entry, placement, tx_hash, block_number).or(proven.err()) {
+        Some(problem) => {
+            checks.fail("chain_entry", problem);
+            fail_batch_fields(checks);
+        }
+        None => {
+            checks.pass("chain_entry", format!("the record's leaf {} of {} leads to the batch root {root}, anchored in block {block_number}", placement.proof.leaf_index, placement.proof.leaf_count));
+            let did = Did::for_user(record.patient_id);
+            checks.pass("owner", format!("the anchored leaf commits to the patient {did}; batch anchors keep it off the chain"));
+            checks.pass(
+                "record_type",
+                format!(
+                    "the anchored leaf commits to the type {}; batch anchors keep it off the chain",
+                    record.record_type.as_str()
+                ),
+            );
+            checks.pass(
+                "timestamp",
+                format!(
+                    "the anchored leaf commits to the creation time {} (Unix seconds)",
+                    record.created_at.timestamp()
+                ),
+            );
+        }
+    }
+}
+
+/// Compares the on-chain batch with the record's stored anchor.
+fn chain_entry_problem(
+    entry: &OnChainBatch,
+    placement: &BatchPlacement,
+    tx_hash: Digest,
+    block_number: u64,
+) -> Option<String> {
+    if let Some(written_by) = entry.tx_hash.filter(|written_by| *written_by != tx_hash) {
+        return Some(format!("the batch root was anchored by transaction {written_by}, but the record stores {tx_hash}"));
+    }
+    if entry.block_number != block_number {
+        return Some(format!(
+            "the batch root was anchored in block {}, but the record stores block {block_number}",
+            entry.block_number
+        ));
+    }
+    if entry.leaf_count != placement.proof.leaf_count {
+        return Some(format!(
+            "the chain stores {} leaves under the root, but the record's path is for {}",
+            entry.leaf_count, placement.proof.leaf_count
+        ));
+    }
+    None
+}
+
+/// Fails the field checks that a batch anchor proves only through the
+/// record's leaf, when that leaf is not proven.
+fn fail_batch_fields(checks: &mut Checks) {
+    let reason = "not confirmed: batch anchors keep this field off the chain, and the leaf of the record's current fields is not proven anchored";
+    for name in ["owner", "record_type", "timestamp"] {
+        checks.fail(name, reason);
     }
 }

@@ -77,6 +77,8 @@ pub fn stored_record(
         anchor: AnchorState::pending(),
         created_at,
         updated_at: created_at,
+        salt: meditrustal_ledger::merkle::Salt::generate().unwrap(),
+        batch: None,
     };
     StoredRecord {
         record,

@@ -4,11 +4,13 @@
 use actix_web::{web, HttpResponse};
 use meditrustal_audit::{Action, Outcome, ReasonCode};
 use meditrustal_identity::{AdminAction, AdminError, UserId};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
+use crate::openapi::{problems, AUDITED, BEARER, QUERY, STORE};
 use crate::problem::Problem;
 use crate::routes::users::UserBody;
 use crate::routes::{parse_paging, PageParams};
@@ -41,7 +43,31 @@ async fn audit_command<T>(
     audit::record(state, entry).await
 }
 
+/// The answer to an admin command on a user.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AdminActionBody<'a> {
+    /// `deactivate` or `reactivate`.
+    action: &'a str,
+    admin_id: String,
+    user: UserBody<'a>,
+}
+
+problems!(ListUsersProblems: BEARER, QUERY, STORE, AUDITED, &[(403, &["forbidden"])]);
+problems!(CommandProblems: BEARER, STORE, AUDITED, &[
+    (403, &["forbidden"]),
+    (404, &["user_not_found"]),
+    (409, &["cannot_deactivate_self"]),
+]);
+
 /// `GET /admin/users`
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, description = "Users, oldest first", body = Vec<UserBody>), ListUsersProblems),
+)]
 pub async fn list_users(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -68,6 +94,14 @@ pub async fn list_users(
 }
 
 /// `POST /admin/users/{id}/deactivate`
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/deactivate",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses((status = 200, description = "The user, now inactive", body = AdminActionBody), CommandProblems),
+)]
 pub async fn deactivate(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -86,6 +120,14 @@ pub async fn deactivate(
 }
 
 /// `POST /admin/users/{id}/reactivate`
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/reactivate",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses((status = 200, description = "The user, now active", body = AdminActionBody), CommandProblems),
+)]
 pub async fn reactivate(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -104,11 +146,11 @@ pub async fn reactivate(
 }
 
 fn action_response(action: &AdminAction) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "action": action.action,
-        "admin_id": action.actor.to_string(),
-        "user": UserBody::from(&action.target),
-    }))
+    HttpResponse::Ok().json(AdminActionBody {
+        action: action.action,
+        admin_id: action.actor.to_string(),
+        user: UserBody::from(&action.target),
+    })
 }
 
 /// A malformed id gets the same response as an unknown user.

@@ -6,10 +6,12 @@ use meditrustal_audit::{
 };
 use meditrustal_identity::UserId;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
+use crate::openapi::{problems, AUDITED, BEARER, QUERY, STORE};
 use crate::problem::Problem;
 use crate::AppState;
 
@@ -17,27 +19,43 @@ use crate::AppState;
 /// pairs whose values need no percent-encoding.
 type FilterQuery = Vec<(&'static str, String)>;
 
-#[derive(Deserialize)]
+/// Paging of the access history.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
+    /// Events per page, a whole number.
     limit: Option<String>,
+    /// The cursor from the previous page's `Link` header.
     cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Filters and paging of the admin event search.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// Actor's user id.
     actor: Option<String>,
+    /// Patient's user id.
     patient: Option<String>,
+    /// Record id.
     record: Option<String>,
+    /// Action such as `record.read`.
     action: Option<String>,
+    /// `success`, `denied`, `not_found` or `failed`.
     outcome: Option<String>,
+    /// Earliest time, RFC 3339.
     from: Option<String>,
+    /// Latest time, RFC 3339.
     to: Option<String>,
+    /// Events per page, a whole number.
     limit: Option<String>,
+    /// The cursor from the previous page's `Link` header.
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ActorBody {
+/// Who acted.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ActorBody {
     id: String,
     role: &'static str,
 }
@@ -53,8 +71,8 @@ impl From<&Actor> for ActorBody {
 
 /// An event as shown to the patient: who did what to which record, when
 /// and why. It leaves out the accessor's address and the chain hashes.
-#[derive(Serialize)]
-struct AccessBody {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AccessBody {
     seq: u64,
     occurred_at: DateTime<Utc>,
     actor: Option<ActorBody>,
@@ -80,8 +98,8 @@ impl From<&AuditEvent> for AccessBody {
 }
 
 /// An event with every stored field, for admins.
-#[derive(Serialize)]
-struct EventBody {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EventBody {
     seq: u64,
     occurred_at: DateTime<Utc>,
     actor: Option<ActorBody>,
@@ -116,8 +134,24 @@ impl From<&AuditEvent> for EventBody {
     }
 }
 
+problems!(HistoryProblems: BEARER, QUERY, STORE);
+problems!(SearchProblems: BEARER, QUERY, STORE, AUDITED, &[(403, &["forbidden"])]);
+
 /// `GET /audit/my-record-access-history`: events about the caller's own
 /// records, newest first, including denied attempts.
+#[utoipa::path(
+    get,
+    path = "/audit/my-record-access-history",
+    tag = "audit",
+    security(("bearer" = [])),
+    params(HistoryParams),
+    responses(
+        (status = 200, description = "Events about the caller's records, newest first",
+            body = Vec<AccessBody>,
+            headers(("link" = String, description = "Next page, as rel=\"next\""))),
+        HistoryProblems,
+    ),
+)]
 pub async fn my_record_access_history(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -138,6 +172,18 @@ pub async fn my_record_access_history(
 /// `GET /admin/audit-events`: every event that matches the filters, newest
 /// first, for admins. The search itself is recorded as `audit.search`
 /// before any result is returned, and so is a refused search.
+#[utoipa::path(
+    get,
+    path = "/admin/audit-events",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SearchParams),
+    responses(
+        (status = 200, description = "Matching events, newest first", body = Vec<EventBody>,
+            headers(("link" = String, description = "Next page, as rel=\"next\""))),
+        SearchProblems,
+    ),
+)]
 pub async fn search_events(
     state: web::Data<AppState>,
     caller: Authenticated,

@@ -7,17 +7,19 @@ use meditrustal_audit::{Action, Outcome, ReasonCode};
 use meditrustal_identity::{Role, UserId};
 use meditrustal_records::{BreakGlass, ConsentError};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
 use crate::body::StrictJson;
+use crate::openapi::{problems, AUDITED, BEARER, JSON_BODY, QUERY, STORE};
 use crate::problem::Problem;
 use crate::routes::{parse_paging, PageParams};
 use crate::AppState;
 
 /// Body of `POST /medical-records/patient/{patient_id}/break-glass`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakGlassBody {
     #[serde(default)]
@@ -25,8 +27,8 @@ pub struct BreakGlassBody {
 }
 
 /// A break-glass event as the API returns it.
-#[derive(Serialize)]
-struct BreakGlassEventBody<'a> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct BreakGlassEventBody<'a> {
     id: String,
     doctor_id: String,
     patient_id: String,
@@ -51,10 +53,27 @@ impl<'a> BreakGlassEventBody<'a> {
     }
 }
 
+problems!(OpenProblems: BEARER, JSON_BODY, STORE, AUDITED, &[
+    (403, &["forbidden"]),
+    (404, &["patient_not_found"]),
+]);
+problems!(ListProblems: BEARER, QUERY, STORE);
+problems!(ReviewProblems: BEARER, QUERY, STORE, AUDITED, &[(403, &["forbidden"])]);
+
 /// `POST /medical-records/patient/{patient_id}/break-glass`: recorded as
 /// `break_glass.access` with reason `break_glass:<access id>`, or as denied
 /// with reason `forbidden` for a caller who is not a doctor. The free-text
 /// justification stays in the break-glass table, never in the event.
+#[utoipa::path(
+    post,
+    operation_id = "open_break_glass",
+    path = "/medical-records/patient/{patient_id}/break-glass",
+    tag = "consent",
+    security(("bearer" = [])),
+    params(("patient_id" = String, Path, description = "The patient's id, a UUID")),
+    request_body = BreakGlassBody,
+    responses((status = 201, description = "The emergency access, open now", body = BreakGlassEventBody), OpenProblems),
+)]
 pub async fn open(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -98,6 +117,15 @@ pub async fn open(
 
 /// `GET /break-glass`: patients see events on their records, doctors the
 /// events they opened, admins all.
+#[utoipa::path(
+    get,
+    operation_id = "list_break_glass",
+    path = "/break-glass",
+    tag = "consent",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, description = "Break-glass events, newest first", body = Vec<BreakGlassEventBody>), ListProblems),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -120,6 +148,15 @@ pub async fn list(
 
 /// `GET /admin/break-glass`: every event, for admins to review. Recorded
 /// as `admin.command` with reason `list_break_glass`.
+#[utoipa::path(
+    get,
+    operation_id = "review_break_glass",
+    path = "/admin/break-glass",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, description = "Every break-glass event, newest first", body = Vec<BreakGlassEventBody>), ReviewProblems),
+)]
 pub async fn review(
     state: web::Data<AppState>,
     caller: Authenticated,

@@ -9,18 +9,19 @@ use meditrustal_identity::{Principal, UserId};
 use meditrustal_ledger::{Address, AnchorState};
 use meditrustal_records::{Consent, ConsentId, ConsentScope, GrantRequest, PartyRef};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
 use crate::body::StrictJson;
+use crate::openapi::{problems, AUDITED, BEARER, JSON_BODY, STORE};
 use crate::problem::Problem;
 use crate::routes::records::{parse_record_id, AnchorBody};
 use crate::AppState;
 
 /// Body of `grant-access` and `revoke-access`: one of the two fields.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DoctorBody {
     #[serde(default)]
@@ -29,14 +30,16 @@ pub struct DoctorBody {
     doctor_address: Option<String>,
 }
 
-/// Body of `POST /consents`.
-#[derive(Deserialize)]
+/// Body of `POST /consents`: `doctor_id` or `doctor_address`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantBody {
     #[serde(default)]
     doctor_id: Option<Uuid>,
     #[serde(default)]
     doctor_address: Option<String>,
+    /// `read` or `write`.
+    #[schema(example = "read")]
     access: String,
     #[serde(default)]
     record_types: Option<Vec<String>>,
@@ -49,8 +52,8 @@ pub struct GrantBody {
 }
 
 /// A consent as the API returns it.
-#[derive(Serialize)]
-struct ConsentBody {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConsentBody {
     id: String,
     patient_id: String,
     patient_address: String,
@@ -107,6 +110,63 @@ impl ConsentBody {
     }
 }
 
+/// The answer to `grant-access`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GrantAccessBody {
+    message: &'static str,
+    record_id: String,
+    doctor_address: String,
+    consent_id: String,
+    /// `null` until the outbox sends the patient-signed grant.
+    transaction_hash: Option<String>,
+}
+
+/// The answer to `revoke-access`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RevokeAccessBody {
+    message: String,
+    record_id: String,
+    /// `null` when no consent was in force.
+    doctor_address: Option<String>,
+    consent_ids: Vec<String>,
+    /// `null` until the outbox sends the patient-signed revocation.
+    transaction_hash: Option<String>,
+}
+
+/// The answer to `check-access`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CheckAccessBody {
+    record_id: String,
+    accessor_address: String,
+    /// Whether a consent or an open break-glass access lets the doctor read the record.
+    has_access: bool,
+    checked_at: DateTime<Utc>,
+}
+
+problems!(RecordConsentProblems: BEARER, JSON_BODY, STORE, AUDITED, CONSENT);
+problems!(CheckAccessProblems: BEARER, STORE, &[
+    (403, &["forbidden"]),
+    (404, &["record_not_found"]),
+    (422, &["validation_failed"]),
+]);
+problems!(CreateConsentProblems: BEARER, JSON_BODY, STORE, AUDITED, CONSENT);
+problems!(ListConsentProblems: BEARER, STORE, &[(403, &["forbidden"])]);
+problems!(RevokeConsentProblems: BEARER, STORE, AUDITED, &[
+    (403, &["forbidden"]),
+    (404, &["consent_not_found"]),
+    (409, &["consent_already_revoked"]),
+]);
+
+/// Problems of granting or revoking a consent.
+const CONSENT: crate::openapi::ProblemList = &[
+    (403, &["forbidden"]),
+    (
+        404,
+        &["record_not_found", "consent_not_found", "patient_not_found"],
+    ),
+    (409, &["consent_already_revoked"]),
+];
+
 /// Transaction hash of a chain write, once sent; the outbox sends it after
 /// the response, so a fresh grant or revocation shows `null`.
 fn transaction_hash(anchor: Option<&AnchorState>) -> Option<String> {
@@ -132,6 +192,15 @@ fn consent_event(
 }
 
 /// `POST /medical-records/{record_id}/grant-access`
+#[utoipa::path(
+    post,
+    path = "/medical-records/{record_id}/grant-access",
+    tag = "consent",
+    security(("bearer" = [])),
+    params(("record_id" = String, Path, description = "The record's id")),
+    request_body = DoctorBody,
+    responses((status = 200, description = "The consent, queued for the chain", body = GrantAccessBody), RecordConsentProblems),
+)]
 ///
 /// NOTE: the consent is committed before its event. If the audit write
 /// fails, the client gets 503 and the consent exists without its
@@ -154,17 +223,26 @@ pub async fn grant_access(
     let entry = consent_event(&origin, Action::ConsentGrant, &caller.0, &consent)?;
     audit::record(&state, entry.record(record_id.0)).await?;
 
-    Ok(HttpResponse::Ok().json(json!({
-        "message": "Access granted. The patient-signed grant is queued for the chain.",
-        "record_id": record_id.to_string(),
-        "doctor_address": consent.doctor_address.to_string(),
-        "consent_id": consent.id.to_string(),
-        "transaction_hash": transaction_hash(Some(&consent.grant_anchor)),
-    })))
+    Ok(HttpResponse::Ok().json(GrantAccessBody {
+        message: "Access granted. The patient-signed grant is queued for the chain.",
+        record_id: record_id.to_string(),
+        doctor_address: consent.doctor_address.to_string(),
+        consent_id: consent.id.to_string(),
+        transaction_hash: transaction_hash(Some(&consent.grant_anchor)),
+    }))
 }
 
 /// `POST /medical-records/{record_id}/revoke-access`: one `consent.revoke`
 /// event per revoked consent.
+#[utoipa::path(
+    post,
+    path = "/medical-records/{record_id}/revoke-access",
+    tag = "consent",
+    security(("bearer" = [])),
+    params(("record_id" = String, Path, description = "The record's id")),
+    request_body = DoctorBody,
+    responses((status = 200, description = "The consents revoked", body = RevokeAccessBody), RecordConsentProblems),
+)]
 pub async fn revoke_access(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -192,16 +270,34 @@ pub async fn revoke_access(
         .iter()
         .map(|consent| consent.id.to_string())
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "message": format!("Access revoked: {} consent(s). The patient-signed revocation is queued for the chain.", revoked.len()),
-        "record_id": record_id.to_string(),
-        "doctor_address": doctor_address,
-        "consent_ids": consent_ids,
-        "transaction_hash": transaction_hash(revoked.first().and_then(|consent| consent.revocation_anchor.as_ref())),
-    })))
+    Ok(HttpResponse::Ok().json(RevokeAccessBody {
+        message: format!(
+            "Access revoked: {} consent(s). The patient-signed revocation is queued for the chain.",
+            revoked.len()
+        ),
+        record_id: record_id.to_string(),
+        doctor_address,
+        consent_ids,
+        transaction_hash: transaction_hash(
+            revoked
+                .first()
+                .and_then(|consent| consent.revocation_anchor.as_ref()),
+        ),
+    }))
 }
 
 /// `GET /medical-records/{record_id}/check-access/{doctor_address}`
+#[utoipa::path(
+    get,
+    path = "/medical-records/{record_id}/check-access/{doctor_address}",
+    tag = "consent",
+    security(("bearer" = [])),
+    params(
+        ("record_id" = String, Path, description = "The record's id"),
+        ("doctor_address" = String, Path, description = "The doctor's address, 0x and 40 hex digits"),
+    ),
+    responses((status = 200, description = "Whether the doctor may read the record", body = CheckAccessBody), CheckAccessProblems),
+)]
 pub async fn check_access(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -218,15 +314,28 @@ pub async fn check_access(
 
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "record_id": record_id.to_string(),
-            "accessor_address": address.to_string(),
-            "has_access": has_access,
-            "checked_at": Utc::now(),
-        })))
+        .json(CheckAccessBody {
+            record_id: record_id.to_string(),
+            accessor_address: address.to_string(),
+            has_access,
+            checked_at: Utc::now(),
+        }))
 }
 
 /// `POST /consents`
+#[utoipa::path(
+    post,
+    operation_id = "create_consent",
+    path = "/consents",
+    tag = "consent",
+    security(("bearer" = [])),
+    request_body = GrantBody,
+    responses(
+        (status = 201, description = "The consent", body = ConsentBody,
+            headers(("location" = String, description = "Path of the new consent"))),
+        CreateConsentProblems,
+    ),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -254,6 +363,14 @@ pub async fn create(
 }
 
 /// `GET /consents`
+#[utoipa::path(
+    get,
+    operation_id = "list_consents",
+    path = "/consents",
+    tag = "consent",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Consents given or received, newest first", body = Vec<ConsentBody>), ListConsentProblems),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -271,6 +388,15 @@ pub async fn list(
 }
 
 /// `DELETE /consents/{id}`
+#[utoipa::path(
+    delete,
+    operation_id = "revoke_consent",
+    path = "/consents/{id}",
+    tag = "consent",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The consent's id")),
+    responses((status = 200, description = "The revoked consent", body = ConsentBody), RevokeConsentProblems),
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     caller: Authenticated,

@@ -6,15 +6,18 @@ use meditrustal_audit::{Action, Actor, Outcome, ReasonCode};
 use meditrustal_identity::{IdentityError, MfaCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::audit::{self, RequestOrigin};
 use crate::auth::{Authenticated, Client};
 use crate::body::StrictJson;
+use crate::metrics::LoginFailure;
+use crate::openapi::{problems, AUDITED, BEARER, JSON_BODY, STORE};
 use crate::problem::Problem;
-use crate::routes::auth::token_response;
+use crate::routes::auth::{token_response, TokenBody};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaLoginBody {
     mfa_token: String,
@@ -24,13 +27,13 @@ pub struct MfaLoginBody {
     recovery_code: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpConfirmBody {
     code: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpDisableBody {
     password: String,
@@ -40,16 +43,34 @@ pub struct TotpDisableBody {
     recovery_code: Option<String>,
 }
 
-#[derive(Serialize)]
-struct EnrollmentBody<'a> {
+/// A TOTP secret to load into an authenticator app.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EnrollmentBody<'a> {
     secret: &'a str,
     otpauth_uri: &'a str,
 }
 
-#[derive(Serialize)]
-struct RecoveryCodesBody<'a> {
+/// One-time recovery codes, shown once.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecoveryCodesBody<'a> {
     recovery_codes: Vec<&'a str>,
 }
+
+problems!(MfaLoginProblems: JSON_BODY, STORE, AUDITED, &[
+    (401, &["invalid_mfa_token", "invalid_mfa_code"]),
+    (429, &["too_many_attempts"]),
+]);
+problems!(EnrollProblems: BEARER, STORE, &[(409, &["mfa_already_enabled"])]);
+problems!(ConfirmProblems: BEARER, JSON_BODY, STORE, AUDITED, &[
+    (401, &["invalid_mfa_code"]),
+    (409, &["mfa_already_enabled", "mfa_not_enabled"]),
+    (429, &["too_many_attempts"]),
+]);
+problems!(DisableProblems: BEARER, JSON_BODY, STORE, AUDITED, &[
+    (401, &["invalid_mfa_code"]),
+    (409, &["mfa_not_enabled"]),
+    (429, &["too_many_attempts"]),
+]);
 
 /// Picks the one code a body carries. Errors: 422 on `code` when both or
 /// neither are present.
@@ -68,6 +89,14 @@ fn one_code(code: Option<String>, recovery_code: Option<String>) -> Result<MfaCo
 /// `mfa_verified` before the tokens are sent. A wrong code is recorded as
 /// denied with reason `invalid_mfa_code` and no actor, because the MFA
 /// token's user is not returned.
+#[utoipa::path(
+    post,
+    operation_id = "login_mfa",
+    path = "/auth/login/mfa",
+    tag = "auth",
+    request_body = MfaLoginBody,
+    responses((status = 200, description = "A token pair", body = TokenBody), MfaLoginProblems),
+)]
 pub async fn login(
     state: web::Data<AppState>,
     origin: RequestOrigin,
@@ -97,11 +126,24 @@ pub async fn login(
             }
             Some(entry)
         }
-        Err(IdentityError::InvalidMfaCode | IdentityError::InvalidMfaToken) => Some(
-            origin
-                .entry(Action::Login, Outcome::Denied)
-                .reason(ReasonCode::INVALID_MFA_CODE),
-        ),
+        Err(IdentityError::InvalidMfaCode | IdentityError::InvalidMfaToken) => {
+            state
+                .metrics
+                .http
+                .login_failed(LoginFailure::InvalidMfaCode);
+            Some(
+                origin
+                    .entry(Action::Login, Outcome::Denied)
+                    .reason(ReasonCode::INVALID_MFA_CODE),
+            )
+        }
+        Err(IdentityError::TooManyAttempts { .. }) => {
+            state
+                .metrics
+                .http
+                .login_failed(LoginFailure::TooManyAttempts);
+            None
+        }
         Err(_) => None,
     };
     if let Some(entry) = entry {
@@ -113,6 +155,14 @@ pub async fn login(
 }
 
 /// `POST /auth/mfa/totp`: starts enrollment and shows the secret.
+#[utoipa::path(
+    post,
+    operation_id = "enroll_totp",
+    path = "/auth/mfa/totp",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The secret and an otpauth:// URI", body = EnrollmentBody), EnrollProblems),
+)]
 pub async fn enroll(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -132,6 +182,15 @@ pub async fn enroll(
 
 /// `POST /auth/mfa/totp/confirm`: turns TOTP on and shows the recovery
 /// codes, once.
+#[utoipa::path(
+    post,
+    operation_id = "confirm_totp",
+    path = "/auth/mfa/totp/confirm",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = TotpConfirmBody,
+    responses((status = 200, description = "TOTP is on; the recovery codes", body = RecoveryCodesBody), ConfirmProblems),
+)]
 pub async fn confirm(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -160,6 +219,15 @@ pub async fn confirm(
 }
 
 /// `POST /auth/mfa/totp/disable`: needs the password and a code.
+#[utoipa::path(
+    post,
+    operation_id = "disable_totp",
+    path = "/auth/mfa/totp/disable",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = TotpDisableBody,
+    responses((status = 204, description = "TOTP is off"), DisableProblems),
+)]
 pub async fn disable(
     state: web::Data<AppState>,
     caller: Authenticated,

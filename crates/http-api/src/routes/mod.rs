@@ -14,13 +14,17 @@ pub mod sessions;
 pub mod users;
 
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::problem::Problem;
 
 /// `limit` and `offset` query parameters of offset-paged listings.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Items per page, a whole number.
     limit: Option<String>,
+    /// Items to skip, a whole number.
     offset: Option<String>,
 }
 

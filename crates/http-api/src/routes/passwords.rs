@@ -8,12 +8,14 @@ use meditrustal_audit::{Action, Actor, Outcome, ReasonCode};
 use meditrustal_identity::IdentityError;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::audit::{self, RequestOrigin};
 use crate::auth::{Authenticated, Client};
 use crate::body::StrictJson;
+use crate::openapi::{problems, AUDITED, BEARER, JSON_BODY, STORE};
 use crate::problem::Problem;
-use crate::routes::auth::token_response;
+use crate::routes::auth::{token_response, TokenBody};
 use crate::AppState;
 
 /// Shortest time `POST /auth/password-reset` takes. Known addresses cost a
@@ -29,33 +31,47 @@ const RESET_REQUEST_FLOOR: Duration = Duration::from_millis(250);
 const RESET_REQUESTED: &str =
     "If an active account has this email address, a password reset token has been sent to it.";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeBody {
     current_password: String,
     new_password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequestBody {
     email: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetConfirmBody {
     token: String,
     new_password: String,
 }
 
-#[derive(Serialize)]
-struct ResetRequestedBody {
+/// The same answer to every well-formed reset request.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ResetRequestedBody {
     detail: &'static str,
 }
 
+problems!(ChangeProblems: BEARER, JSON_BODY, STORE, AUDITED, &[(429, &["too_many_attempts"])]);
+problems!(ResetRequestProblems: JSON_BODY, STORE);
+problems!(ResetConfirmProblems: JSON_BODY, STORE, AUDITED, &[(400, &["invalid_reset_token"])]);
+
 /// `POST /auth/password`: ends every session and returns tokens of a new
 /// one.
+#[utoipa::path(
+    post,
+    operation_id = "change_password",
+    path = "/auth/password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = PasswordChangeBody,
+    responses((status = 200, description = "Tokens of a new session", body = TokenBody), ChangeProblems),
+)]
 pub async fn change(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -99,6 +115,13 @@ pub async fn change(
 
 /// `POST /auth/password-reset`: 202 with the same body whether or not the
 /// address belongs to an account.
+#[utoipa::path(
+    post,
+    path = "/auth/password-reset",
+    tag = "auth",
+    request_body = ResetRequestBody,
+    responses((status = 202, description = "Sent if the account exists", body = ResetRequestedBody), ResetRequestProblems),
+)]
 pub async fn request_reset(
     state: web::Data<AppState>,
     body: StrictJson<ResetRequestBody>,
@@ -121,6 +144,13 @@ pub async fn request_reset(
 
 /// `POST /auth/password-reset/confirm`: sets the password and ends every
 /// session.
+#[utoipa::path(
+    post,
+    path = "/auth/password-reset/confirm",
+    tag = "auth",
+    request_body = ResetConfirmBody,
+    responses((status = 204, description = "The password is set"), ResetConfirmProblems),
+)]
 pub async fn confirm_reset(
     state: web::Data<AppState>,
     origin: RequestOrigin,

@@ -10,35 +10,52 @@ use meditrustal_records::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::audit::{self, RequestOrigin};
 use crate::auth::Authenticated;
 use crate::body::StrictJson;
+use crate::openapi::{problems, AUDITED, BEARER, JSON_BODY, QUERY, STORE};
 use crate::problem::Problem;
 use crate::AppState;
 
-#[derive(Deserialize)]
+/// A new record.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRecordBody {
+    /// A record type such as `LAB_RESULT`, in any letter case.
+    #[schema(example = "LAB_RESULT")]
     record_type: String,
     /// Kept as raw JSON text so the stored metadata keeps every digit.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     record_metadata: Option<Box<RawValue>>,
+    /// The content, typically a FHIR R4 resource as JSON text; stored
+    /// encrypted.
     raw_data: String,
+    /// The patient, for a doctor with a write consent; the caller when
+    /// left out.
     #[serde(default)]
     patient_id: Option<Uuid>,
 }
 
-#[derive(Deserialize)]
+/// Filters and paging of record listings.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only records of this type.
     record_type: Option<String>,
+    /// Records per page, a whole number.
     limit: Option<String>,
+    /// The cursor from the previous page's `Link` header.
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+/// Chain state of an anchor or consent transaction.
+#[derive(Serialize, ToSchema)]
 pub(crate) struct AnchorBody {
+    /// `pending`, `anchored` or `failed`.
     status: &'static str,
     tx_hash: Option<String>,
     block_number: Option<u64>,
@@ -57,11 +74,14 @@ impl From<&AnchorState> for AnchorBody {
 }
 
 /// A record as the API returns it; `raw_data` only on single reads.
-#[derive(Serialize)]
-struct RecordBody {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordBody {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = Uuid)]
     patient_id: String,
     record_type: &'static str,
+    #[schema(value_type = Option<Object>)]
     record_metadata: Option<Box<RawValue>>,
     data_hash: String,
     anchor_hash: String,
@@ -98,16 +118,22 @@ impl RecordBody {
     }
 }
 
-#[derive(Serialize)]
-struct CheckBody<'a> {
+/// One integrity check of a record.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CheckBody<'a> {
+    /// `ciphertext`, `data_hash`, `anchor_hash`, `anchor_status`,
+    /// `transaction`, `chain_entry`, `owner`, `record_type` or `timestamp`.
     name: &'static str,
     passed: bool,
+    /// `passed`, `failed` or `unavailable`.
+    #[schema(value_type = String)]
     status: meditrustal_records::CheckOutcome,
     reason: &'a str,
 }
 
-#[derive(Serialize)]
-struct VerificationBody<'a> {
+/// The integrity report of a record.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VerificationBody<'a> {
     record_id: String,
     verified: bool,
     checks: Vec<CheckBody<'a>>,
@@ -139,7 +165,32 @@ fn check_body(check: &Check) -> CheckBody<'_> {
     }
 }
 
+problems!(CreateProblems: BEARER, JSON_BODY, STORE, AUDITED, &[
+    (403, &["forbidden", "consent_required"]),
+]);
+problems!(ListProblems: BEARER, QUERY, STORE, AUDITED, &[
+    (403, &["forbidden", "consent_required"]),
+]);
+problems!(ReadProblems: BEARER, STORE, AUDITED, &[
+    (403, &["consent_required"]),
+    (404, &["record_not_found"]),
+    (500, &["integrity_check_failed"]),
+]);
+
 /// `POST /medical-records`
+#[utoipa::path(
+    post,
+    operation_id = "create_record",
+    path = "/medical-records",
+    tag = "records",
+    security(("bearer" = [])),
+    request_body = CreateRecordBody,
+    responses(
+        (status = 201, description = "The record, anchoring pending", body = RecordBody,
+            headers(("location" = String, description = "Path of the new record"))),
+        CreateProblems,
+    ),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -196,6 +247,19 @@ pub async fn create(
 }
 
 /// `GET /medical-records/patient/me`
+#[utoipa::path(
+    get,
+    path = "/medical-records/patient/me",
+    tag = "records",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "The caller's records, newest first, without raw_data",
+            body = Vec<RecordBody>,
+            headers(("link" = String, description = "Next page, as rel=\"next\""))),
+        ListProblems,
+    ),
+)]
 pub async fn list_mine(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -213,6 +277,19 @@ pub async fn list_mine(
 }
 
 /// `GET /medical-records/patient/{patient_id}`
+#[utoipa::path(
+    get,
+    path = "/medical-records/patient/{patient_id}",
+    tag = "records",
+    security(("bearer" = [])),
+    params(("patient_id" = String, Path, description = "The patient's id, a UUID"), ListParams),
+    responses(
+        (status = 200, description = "The patient's records the caller may see, newest first",
+            body = Vec<RecordBody>,
+            headers(("link" = String, description = "Next page, as rel=\"next\""))),
+        ListProblems,
+    ),
+)]
 pub async fn list_for_patient(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -311,6 +388,15 @@ async fn list(
 
 /// `GET /medical-records/{record_id}`: the content leaves the server only
 /// after its `record.read` event is recorded.
+#[utoipa::path(
+    get,
+    operation_id = "read_record",
+    path = "/medical-records/{record_id}",
+    tag = "records",
+    security(("bearer" = [])),
+    params(("record_id" = String, Path, description = "The record's id")),
+    responses((status = 200, description = "The record with its decrypted raw_data", body = RecordBody), ReadProblems),
+)]
 pub async fn read(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -332,6 +418,15 @@ pub async fn read(
 }
 
 /// `GET /medical-records/{record_id}/verify`
+#[utoipa::path(
+    get,
+    operation_id = "verify_record",
+    path = "/medical-records/{record_id}/verify",
+    tag = "records",
+    security(("bearer" = [])),
+    params(("record_id" = String, Path, description = "The record's id")),
+    responses((status = 200, description = "The integrity checks", body = VerificationBody), ReadProblems),
+)]
 pub async fn verify(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -348,6 +443,106 @@ pub async fn verify(
     audit_record_access(&state, &origin, &caller.0, Action::RecordVerify, id, access).await?;
     let (report, _) = result?;
     Ok(HttpResponse::Ok().json(VerificationBody::from(&report)))
+}
+
+/// Schema of the receipt that `proof` returns; the body itself is the
+/// serialized `meditrustal_records::Receipt`, which this mirrors for the
+/// API description. Hashes and the salt are 64 lowercase hex digits.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "only describes the receipt JSON")]
+pub(crate) struct ReceiptSchema {
+    /// Always `meditrustal.batch-receipt`.
+    format: String,
+    /// Format version.
+    version: u32,
+    leaf: LeafInputsSchema,
+    /// `SHA-256(0x00 || salt || anchor_hash)`.
+    leaf_hash: String,
+    /// Position of the leaf in the batch, from 0.
+    leaf_index: u64,
+    /// Number of leaves in the batch.
+    leaf_count: u64,
+    /// Sibling hashes from the leaf up.
+    path: Vec<ProofStepSchema>,
+    /// The batch's Merkle root.
+    root: String,
+    anchor: ReceiptAnchorSchema,
+}
+
+/// The values a receipt's leaf commits to.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "only describes the receipt JSON")]
+pub(crate) struct LeafInputsSchema {
+    salt: String,
+    record_id: uuid::Uuid,
+    data_hash: String,
+    patient_did: String,
+    record_type: String,
+    metadata_json: Option<String>,
+    created_at_unix: i64,
+    anchor_hash: String,
+}
+
+/// One step of a Merkle path.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "only describes the receipt JSON")]
+pub(crate) struct ProofStepSchema {
+    /// `left` or `right`: where the sibling goes when hashed.
+    side: String,
+    hash: String,
+}
+
+/// Where the batch root was anchored.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "only describes the receipt JSON")]
+pub(crate) struct ReceiptAnchorSchema {
+    chain_id: u64,
+    contract_address: String,
+    tx_hash: String,
+    block_number: u64,
+}
+
+problems!(ProofProblems: BEARER, STORE, AUDITED, &[
+    (403, &["consent_required"]),
+    (404, &["record_not_found"]),
+    (409, &["record_not_anchored", "receipt_not_available"]),
+    (500, &["integrity_check_failed"]),
+]);
+
+/// `GET /medical-records/{record_id}/proof`: the record's anchor receipt,
+/// for the callers who may read the record, audited as `record.proof`.
+#[utoipa::path(
+    get,
+    operation_id = "record_receipt",
+    path = "/medical-records/{record_id}/proof",
+    tag = "records",
+    security(("bearer" = [])),
+    params(("record_id" = String, Path, description = "The record's id")),
+    responses((status = 200, description = "The record's Merkle inclusion receipt; check it with `meditrustal verify-receipt`", body = ReceiptSchema), ProofProblems),
+)]
+pub async fn proof(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    origin: RequestOrigin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_record_id(&path)?;
+
+    let result = state.records.receipt_with_basis(&caller.0, id).await;
+
+    let access = match &result {
+        Ok((_, owner, basis)) => Ok((*owner, *basis)),
+        Err(error @ (RecordError::NotAnchored | RecordError::AnchoredPerRecord)) => {
+            match state.records.owner_of(id).await? {
+                Some(owner) => Ok((owner, None)),
+                None => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    audit_record_access(&state, &origin, &caller.0, Action::RecordProof, id, access).await?;
+    let (receipt, _, _) = result?;
+    Ok(HttpResponse::Ok().json(receipt))
 }
 
 /// Records a read or verify of record `id`. `access` is the record's owner

@@ -6,22 +6,26 @@ use meditrustal_audit::{Action, Actor, Outcome, ReasonCode};
 use meditrustal_identity::{Principal, Session, SessionId};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{self, RequestOrigin};
 use crate::auth::{Authenticated, AuthenticatedSession, Client};
 use crate::body::{OptionalStrictJson, StrictJson};
+use crate::openapi::{problems, AUDITED, BEARER, JSON_BODY, STORE};
 use crate::problem::Problem;
-use crate::routes::auth::token_response;
+use crate::routes::auth::{token_response, TokenBody};
 use crate::AppState;
 
-#[derive(Deserialize)]
+/// A refresh token to exchange.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     refresh_token: String,
 }
 
-#[derive(Deserialize)]
+/// Optionally, the refresh token of a session to end too.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutBody {
     #[serde(default)]
@@ -29,16 +33,25 @@ pub struct LogoutBody {
 }
 
 /// A session as `GET /auth/sessions` lists it.
-#[derive(Serialize)]
-struct SessionBody<'a> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SessionBody<'a> {
+    #[schema(format = Uuid)]
     id: String,
+    /// The user agent that opened the session.
     device: Option<&'a str>,
+    /// The client address that opened the session.
     ip: Option<String>,
     created_at: DateTime<Utc>,
     last_used_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
+    /// Whether the presented access token belongs to this session.
     current: bool,
 }
+
+problems!(RefreshProblems: JSON_BODY, STORE, AUDITED, &[(401, &["invalid_refresh_token"])]);
+problems!(LogoutProblems: BEARER, JSON_BODY, STORE);
+problems!(SessionProblems: BEARER, STORE);
+problems!(RevokeSessionProblems: BEARER, STORE, &[(404, &["session_not_found"])]);
 
 impl<'a> SessionBody<'a> {
     fn new(session: &'a Session, current: SessionId) -> Self {
@@ -72,6 +85,13 @@ async fn audit_logout(
 /// session and is recorded as `auth.token_rejected` with reason
 /// `refresh_token_reused` against the session's user. Other invalid
 /// refresh tokens are not recorded.
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body = RefreshBody,
+    responses((status = 200, description = "A new token pair", body = TokenBody), RefreshProblems),
+)]
 pub async fn refresh(
     state: web::Data<AppState>,
     origin: RequestOrigin,
@@ -105,6 +125,14 @@ pub async fn refresh(
 
 /// `POST /auth/logout`: ends the current session and, when a refresh token
 /// is sent, the caller's session it belongs to.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body(content = Option<LogoutBody>, description = "May be left out"),
+    responses((status = 204, description = "The session ended"), LogoutProblems),
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     caller: AuthenticatedSession,
@@ -137,6 +165,13 @@ pub async fn logout(
 }
 
 /// `POST /auth/logout-all`: ends every session of the caller.
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Every session ended"), SessionProblems),
+)]
 pub async fn logout_all(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -150,6 +185,14 @@ pub async fn logout_all(
 }
 
 /// `GET /auth/sessions`
+#[utoipa::path(
+    get,
+    operation_id = "list_sessions",
+    path = "/auth/sessions",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's active sessions", body = Vec<SessionBody>), SessionProblems),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: AuthenticatedSession,
@@ -164,6 +207,15 @@ pub async fn list(
 }
 
 /// `DELETE /auth/sessions/{session_id}`
+#[utoipa::path(
+    delete,
+    operation_id = "revoke_session",
+    path = "/auth/sessions/{session_id}",
+    tag = "auth",
+    security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "Id of one of the caller's sessions")),
+    responses((status = 204, description = "The session ended"), RevokeSessionProblems),
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     caller: Authenticated,

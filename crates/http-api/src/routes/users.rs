@@ -2,20 +2,26 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use meditrustal_identity::User;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
+use crate::openapi::{problems, BEARER, STORE};
 use crate::problem::Problem;
 use crate::AppState;
 
 /// A user as the API returns it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserBody<'a> {
+    #[schema(format = Uuid)]
     id: String,
     username: &'a str,
     email: &'a str,
     full_name: Option<&'a str>,
+    /// `PATIENT`, `DOCTOR` or `ADMIN`.
     role: &'static str,
+    /// `did:meditrustal:` and base58btc of SHA-256 over the user id.
     did: &'a str,
+    /// The custodial Ethereum account, `0x` and 40 hex digits.
     blockchain_address: String,
     is_active: bool,
     created_at: DateTime<Utc>,
@@ -39,7 +45,16 @@ impl<'a> From<&'a User> for UserBody<'a> {
     }
 }
 
+problems!(MeProblems: BEARER, STORE);
+
 /// `GET /users/me`
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    tag = "users",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = UserBody), MeProblems),
+)]
 pub async fn me(
     state: web::Data<AppState>,
     caller: Authenticated,

@@ -1,0 +1,1 @@
+ALTER TABLE master_keys DROP COLUMN retired_at;
