@@ -152,7 +152,7 @@ async fn labels_carry_patterns_not_ids_or_names() {
     assert_eq!(
         value(
             &text,
-            r#"meditrustal_http_requests_total{method="OTHER",route="/api/v1/users/me",status="404"}"#
+            r#"meditrustal_http_requests_total{method="OTHER",route="/api/v1/users/me",status="405"}"#
         ),
         Some(1.0)
     );
