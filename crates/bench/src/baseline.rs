@@ -26,17 +26,18 @@ pub async fn prepare(database_url: &str) -> anyhow::Result<()> {
 
 /// Returns the pgbench script: one INSERT of a row as large as an API
 /// record of [`OBSERVATION`]: the content plus a 16-byte tag as
-/// ciphertext, a 60-byte wrapped key, a 12-byte nonce and two hashes. The
-/// anchor hash is unique in `medical_records`, so each row gets 32 random
-/// bytes there.
+/// ciphertext, a 60-byte wrapped key, a 12-byte nonce, two hashes and the
+/// anchoring salt. The anchor hash and the salt are unique in
+/// `medical_records`, so each row gets 32 random bytes in both.
 pub fn insert_script() -> String {
     let mut ciphertext = hex(OBSERVATION.as_bytes());
     ciphertext.push_str(&"00".repeat(16));
     format!(
         "INSERT INTO bench_plain_records (id, patient_id, record_type, metadata_json, \
-         data_hash, anchor_hash, key_id, wrapped_key, data_nonce, ciphertext, created_at, \
-         updated_at) VALUES (gen_random_uuid(), '00000000-0000-4000-8000-000000000001', \
-         'LAB_RESULT', '{{\"source\":\"bench\"}}', '\\x{hash}', \
+         data_hash, anchor_hash, anchor_salt, key_id, wrapped_key, data_nonce, ciphertext, \
+         created_at, updated_at) VALUES (gen_random_uuid(), \
+         '00000000-0000-4000-8000-000000000001', 'LAB_RESULT', '{{\"source\":\"bench\"}}', \
+         '\\x{hash}', uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), \
          uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), 'mk1', \
          '\\x{wrapped}', '\\x{nonce}', '\\x{ciphertext}', now(), now());\n",
         hash = "ab".repeat(32),

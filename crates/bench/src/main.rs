@@ -50,9 +50,9 @@ pub struct Options {
     #[arg(long, default_value = "meditrustal_bench")]
     pub database: String,
     /// Anchoring modes to measure record creation in, as values of
-    /// `anchoring.mode`; `per_record` is also the server's behaviour
-    /// without that setting.
-    #[arg(long, value_delimiter = ',', default_value = "per_record")]
+    /// `anchoring.mode`: `batch` (the server's default, one Merkle root
+    /// per transaction) and `per_record` (one transaction per record).
+    #[arg(long, value_delimiter = ',', default_value = "batch,per_record")]
     pub modes: Vec<String>,
     /// Concurrent clients of the create, read and list runs and of the
     /// baseline.

@@ -28,6 +28,9 @@ pub const SCENARIOS: [&str; 5] = ["create", "read", "list", "login", "baseline"]
 /// Environment variable of the anchoring mode setting.
 const MODE_ENV: &str = "MEDITRUSTAL__ANCHORING__MODE";
 
+/// Values of `anchoring.mode` the server accepts.
+const MODES: [&str; 2] = ["batch", "per_record"];
+
 /// Everything one run measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct Results {
@@ -109,6 +112,16 @@ pub struct LoginResult {
 pub async fn run(options: &Options) -> anyhow::Result<()> {
     if options.modes.is_empty() || options.clients.is_empty() {
         bail!("give at least one mode and one client count");
+    }
+    if let Some(unknown) = options
+        .modes
+        .iter()
+        .find(|mode| !MODES.contains(&mode.as_str()))
+    {
+        bail!(
+            "unknown anchoring mode {unknown:?}; use {}",
+            MODES.join(", ")
+        );
     }
     if let Some(unknown) = options
         .scenarios
