@@ -82,7 +82,8 @@ if [ "$status" -ne 0 ]; then
 fi
 
 if $smoke; then
-  for file in benchmarks.md benchmarks/throughput.svg benchmarks/p99.svg benchmarks/results.json; do
+  for file in benchmarks.md benchmarks/throughput.svg benchmarks/p99.svg benchmarks/gas.svg \
+    benchmarks/results.json; do
     [ -s "$out_dir/$file" ] || { echo "the bench smoke run wrote no $file" >&2; exit 1; }
   done
   echo "bench smoke run passed: the harness measured every scenario without errors"

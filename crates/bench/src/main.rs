@@ -8,6 +8,7 @@ mod api;
 mod baseline;
 mod charts;
 mod db;
+mod gas;
 mod load;
 mod machine;
 mod probe;
@@ -85,6 +86,10 @@ pub struct Options {
     /// Pace of those records, per second.
     #[arg(long, default_value_t = 20)]
     pub anchor_rate: u32,
+    /// Batch sizes whose anchoring gas is measured, on an anvil node of
+    /// its own; none skips the measurement.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,256,1024")]
+    pub gas_batches: Vec<u32>,
     /// bcrypt cost the server is configured with for this run.
     #[arg(long, default_value_t = 12)]
     pub bcrypt_cost: u32,

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::charts::{self, Chart, Series};
+use crate::gas::BatchGasResult;
 use crate::load::LoadResult;
 use crate::run::{ModeResults, Results};
 
@@ -37,12 +38,15 @@ pub fn write(results: &Results, out_dir: &Path) -> anyhow::Result<()> {
 struct ChartFiles {
     throughput: String,
     p99: String,
+    /// Absent when no batch gas was measured.
+    gas: Option<String>,
 }
 
 fn write_charts(results: &Results, assets: &Path) -> anyhow::Result<ChartFiles> {
     let files = ChartFiles {
         throughput: "throughput.svg".into(),
         p99: "p99.svg".into(),
+        gas: (!results.batch_gas.is_empty()).then(|| "gas.svg".into()),
     };
     let throughput = series(results, |run| run.throughput);
     charts::write_svg(
@@ -66,6 +70,25 @@ fn write_charts(results: &Results, assets: &Path) -> anyhow::Result<ChartFiles> 
         },
         &assets.join(&files.p99),
     )?;
+    if let Some(gas) = &files.gas {
+        charts::write_svg(
+            &Chart {
+                title: "Anchoring gas per record against batch size",
+                x_label: "records per batch",
+                y_label: "gas per record",
+                y_log: true,
+                series: &gas_series(
+                    &results.batch_gas,
+                    results
+                        .modes
+                        .iter()
+                        .find(|mode| mode.mode == "per_record")
+                        .map(|mode| mode.anchoring.gas_per_record),
+                ),
+            },
+            &assets.join(gas),
+        )?;
+    }
     Ok(files)
 }
 
@@ -85,6 +108,28 @@ fn series(results: &Results, value: impl Fn(&LoadResult) -> f64) -> Vec<Series> 
     lines.push(line("plain PostgreSQL insert".into(), &results.baseline));
     lines.push(line("record read".into(), &results.read));
     lines.push(line("record list".into(), &results.list));
+    lines
+}
+
+/// Returns the lines of the gas chart: the measured batches, and
+/// `per_record_gas` (the per-record mode's measured gas per record, when
+/// that mode ran) as a flat line over the same sizes.
+fn gas_series(batches: &[BatchGasResult], per_record_gas: Option<f64>) -> Vec<Series> {
+    let points: Vec<(f64, f64)> = batches
+        .iter()
+        .map(|batch| (f64::from(batch.records), batch.gas_per_record as f64))
+        .collect();
+    let mut lines = Vec::new();
+    if let (Some(first), Some(last), Some(gas)) = (points.first(), points.last(), per_record_gas) {
+        lines.push(Series {
+            name: "per_record mode (measured above)".into(),
+            points: vec![(first.0, gas), (last.0, gas)],
+        });
+    }
+    lines.push(Series {
+        name: "one batch transaction".into(),
+        points,
+    });
     lines
 }
 
@@ -119,7 +164,7 @@ fn render(results: &Results, charts: &ChartFiles) -> String {
     );
     login_section(&mut page, results);
     baseline_section(&mut page, results);
-    anchoring_section(&mut page, results);
+    anchoring_section(&mut page, results, charts.gas.as_deref());
     commands_section(&mut page, results);
     page
 }
@@ -405,7 +450,7 @@ fn baseline_section(page: &mut String, results: &Results) {
     page.push('\n');
 }
 
-fn anchoring_section(page: &mut String, results: &Results) {
+fn anchoring_section(page: &mut String, results: &Results, gas_chart: Option<&str>) {
     let settings = &results.settings;
     let _ = writeln!(
         page,
@@ -439,10 +484,35 @@ fn anchoring_section(page: &mut String, results: &Results) {
             mode.mode, backlog.created, backlog.anchored, backlog.anchored_per_second
         );
     }
+    page.push('\n');
+    batch_gas_section(page, results, gas_chart);
+}
+
+fn batch_gas_section(page: &mut String, results: &Results, gas_chart: Option<&str>) {
+    if results.batch_gas.is_empty() {
+        return;
+    }
     page.push_str(
-        "\nGas per record for batches of 1, 16, 256 and 1,024 records needs the batch \
-         anchoring contract, which this build does not have yet.\n\n",
+        "Gas of one `BatchAnchorRegistry.anchorBatch` transaction per batch size, \
+         from `EthersLedger::measure_batch_anchor_gas` on a separate anvil node with \
+         fresh contracts. The call carries only the root and the leaf count, so its \
+         gas hardly depends on the size.\n\n\
+         | records per batch | gas used | gas per record |\n|---|---|---|\n",
     );
+    for batch in &results.batch_gas {
+        let _ = writeln!(
+            page,
+            "| {} | {} | {} |",
+            batch.records, batch.gas_used, batch.gas_per_record
+        );
+    }
+    if let Some(chart) = gas_chart {
+        let _ = writeln!(
+            page,
+            "\n![Anchoring gas per record against batch size]({ASSETS}/{chart})"
+        );
+    }
+    page.push('\n');
 }
 
 fn commands_section(page: &mut String, results: &Results) {
@@ -511,5 +581,44 @@ mod tests {
     fn verdict_marks_misses() {
         assert_eq!(verdict(true), "met");
         assert_eq!(verdict(false), "**missed**");
+    }
+
+    fn batch(records: u32, gas_used: u64) -> BatchGasResult {
+        BatchGasResult {
+            records,
+            gas_used,
+            gas_per_record: gas_used / u64::from(records),
+        }
+    }
+
+    #[test]
+    fn per_record_gas_spans_the_batch_sizes() {
+        let batches = [batch(1, 47_905), batch(16, 47_893), batch(1024, 47_905)];
+        let lines = gas_series(&batches, Some(164_255.0));
+        assert_eq!(
+            lines,
+            vec![
+                Series {
+                    name: "per_record mode (measured above)".into(),
+                    points: vec![(1.0, 164_255.0), (1024.0, 164_255.0)],
+                },
+                Series {
+                    name: "one batch transaction".into(),
+                    points: vec![(1.0, 47_905.0), (16.0, 2_993.0), (1024.0, 46.0)],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn batches_alone_without_per_record_mode() {
+        let lines = gas_series(&[batch(256, 47_905)], None);
+        assert_eq!(
+            lines,
+            vec![Series {
+                name: "one batch transaction".into(),
+                points: vec![(256.0, 187.0)],
+            }]
+        );
     }
 }

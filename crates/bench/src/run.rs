@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::anchoring::{self, AnchoringResult, Backlog};
 use crate::api::{self, Api};
 use crate::baseline;
+use crate::gas::{self, BatchGasResult};
 use crate::load::{self, LoadResult, Scenario};
 use crate::machine::{self, Machine};
 use crate::probe::ProcessProbe;
@@ -50,6 +51,8 @@ pub struct Results {
     pub login: Option<LoginResult>,
     /// pgbench inserts of the same row, per client count.
     pub baseline: Vec<LoadResult>,
+    /// Gas of one batch anchoring transaction per batch size.
+    pub batch_gas: Vec<BatchGasResult>,
     /// Run lengths in seconds, for the report.
     pub settings: Settings,
 }
@@ -152,6 +155,13 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     crate::db::drop_database(&options.admin_url, &options.database).await?;
     let (modes, first) = measured?;
 
+    let batch_gas = if options.gas_batches.is_empty() {
+        Vec::new()
+    } else {
+        log("gas: batches on a separate anvil node");
+        gas::measure(&options.anvil_bin, &work_dir, &options.gas_batches).await?
+    };
+
     let (read, list, login, baseline) = first.unwrap_or_default();
     let results = Results {
         machine,
@@ -162,6 +172,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         list,
         login,
         baseline,
+        batch_gas,
         settings: settings(options),
     };
     report::write(&results, &options.out_dir)?;

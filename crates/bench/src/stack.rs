@@ -68,18 +68,7 @@ impl Stack {
         db::recreate_database(&config.admin_url, &config.database).await?;
         let database_url = db::database_url(&config.admin_url, &config.database);
 
-        let anvil_port = free_port()?;
-        let rpc_url = format!("http://127.0.0.1:{anvil_port}");
-        let anvil = spawn_logged(
-            Command::new(&config.anvil_bin).args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &anvil_port.to_string(),
-            ]),
-            &data_dir.join("anvil.log"),
-        )?;
-        wait_for_rpc(&rpc_url).await?;
+        let (anvil, rpc_url) = start_anvil(&config.anvil_bin, &data_dir.join("anvil.log")).await?;
 
         let server_port = free_port()?;
         let mut env = vec![
@@ -162,6 +151,22 @@ impl Stack {
     }
 }
 
+/// Starts anvil on a free 127.0.0.1 port with its output in `log` and
+/// waits until it responds; returns it and its RPC URL.
+pub async fn start_anvil(anvil_bin: &Path, log: &Path) -> anyhow::Result<(Child, String)> {
+    let port = free_port()?;
+    let rpc_url = format!("http://127.0.0.1:{port}");
+    let mut anvil = spawn_logged(
+        Command::new(anvil_bin).args(["--host", "127.0.0.1", "--port", &port.to_string()]),
+        log,
+    )?;
+    if let Err(error) = wait_for_rpc(&rpc_url).await {
+        stop_child(&mut anvil).await;
+        return Err(error);
+    }
+    Ok((anvil, rpc_url))
+}
+
 fn server_command(config: &StackConfig, env: &[(String, String)], args: &[&str]) -> Command {
     let mut command = Command::new(&config.server_bin);
     command
@@ -220,7 +225,8 @@ fn spawn_logged(command: &mut Command, log: &Path) -> anyhow::Result<Child> {
         .context("could not start a process of the stack")
 }
 
-async fn stop_child(child: &mut Child) {
+/// Sends SIGTERM to `child`, and SIGKILL after [`STOP_TIMEOUT`].
+pub async fn stop_child(child: &mut Child) {
     let Some(pid) = child.id() else {
         return;
     };
