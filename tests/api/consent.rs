@@ -318,9 +318,10 @@ async fn consent_of_one_patient_opens_nothing_of_another() {
             .send()
             .await
             .unwrap();
+        assert_eq!(moved.headers()["allow"], "GET");
         let (status, body) = status_and_body(moved).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body["code"], "route_not_found");
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body["code"], "method_not_allowed");
     }
     assert_eq!(
         count(
