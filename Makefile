@@ -6,12 +6,13 @@ SHELL := /bin/bash
 DOMAIN_CRATES := meditrustal-identity meditrustal-records meditrustal-crypto meditrustal-ledger meditrustal-audit
 FORBIDDEN_IN_DOMAIN := diesel actix-web ethers pasetors deadpool-diesel
 
-.PHONY: help tools db run test lint fmt check-artifacts check-layers build smoke fuzz clean-data
+.PHONY: help tools db run test lint fmt check-artifacts check-layers build smoke bench fuzz clean-data
 
 help:
 	@echo "make run    install what is missing, start anvil and PostgreSQL, migrate, deploy, serve on 127.0.0.1:8080"
 	@echo "make test   formatting, clippy, layer check, contract artifacts, all tests (PostgreSQL + anvil)"
 	@echo "make lint   formatting and clippy only"
+	@echo "make bench  load benchmark (about 5 minutes after the release build); writes docs/benchmarks.md"
 	@echo "make fuzz   schemathesis against the OpenAPI description (installs it into data/tools)"
 	@echo "make clean-data   delete data/ and the meditrustal database (stop the server first)"
 
@@ -55,6 +56,10 @@ check-layers:
 smoke: tools db
 	@scripts/smoke.sh
 
+# Release build, wrk and pgbench against its own server, database and anvil.
+bench: tools db
+	@scripts/bench.sh
+
 # Bounded schemathesis runs against a server started like `make run`.
 fuzz: tools db
 	@scripts/fuzz.sh
@@ -62,4 +67,5 @@ fuzz: tools db
 test: tools db lint check-artifacts check-layers
 	cargo test --workspace --no-fail-fast
 	@scripts/smoke.sh
+	@scripts/bench.sh --smoke
 	@scripts/fuzz.sh

@@ -318,6 +318,7 @@ async fn consent_of_one_patient_opens_nothing_of_another() {
             .send()
             .await
             .unwrap();
+        assert_eq!(moved.headers()["allow"], "GET");
         let (status, body) = status_and_body(moved).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(body["code"], "method_not_allowed");

@@ -1,5 +1,7 @@
 //! [`AuditStore`] over the `audit_events` and `audit_anchors` tables.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::dsl::max;
@@ -13,6 +15,7 @@ use meditrustal_identity::{Role, UserId};
 use meditrustal_ledger::{AuditHeadAnchor, LedgerJob};
 use uuid::Uuid;
 
+use crate::audit_group::GroupCommit;
 use crate::convert;
 use crate::error::{DatabaseError, QueryError};
 use crate::outbox::{JobTarget, NewJobRow};
@@ -28,10 +31,12 @@ const APPEND_LOCK_KEY: i64 = 0x4d54_414c_6175_6474;
 /// limit of 65 535 bind parameters per statement.
 const INSERT_CHUNK_ROWS: usize = 1000;
 
-/// PostgreSQL implementation of [`AuditStore`].
+/// PostgreSQL implementation of [`AuditStore`]. Clones share the pool and
+/// the queue of appends waiting to be committed together.
 #[derive(Clone, Debug)]
 pub struct PgAuditStore {
     pool: Pool,
+    group: Arc<GroupCommit>,
 }
 
 /// Ways in which the connected database role could change or delete audit
@@ -48,7 +53,10 @@ pub struct AppendOnlyGaps {
 impl PgAuditStore {
     /// Builds the store over `pool`.
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            group: Arc::new(GroupCommit::default()),
+        }
     }
 
     /// Checks whether the connected role could bypass the append-only
@@ -247,6 +255,37 @@ fn seq_from_column(seq: i64) -> Result<u64, QueryError> {
     u64::try_from(seq).map_err(|_| convert::invalid("audit_events", seq, "seq", "is negative"))
 }
 
+/// Appends `entries` after the stored head in one transaction that holds
+/// the append lock from reading the head until the commit.
+pub(crate) fn append_in_transaction(
+    conn: &mut PgConnection,
+    entries: &[AuditEntry],
+) -> Result<Vec<AuditEvent>, QueryError> {
+    conn.transaction(|conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<BigInt, _>(APPEND_LOCK_KEY)
+            .execute(conn)?;
+        let mut head = stored_head(conn)?;
+
+        let mut events = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let event = chain_after(head.as_ref(), entry.clone());
+            head = Some(event.head());
+            events.push(event);
+        }
+        let rows = events
+            .iter()
+            .map(NewEventRow::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        for chunk in rows.chunks(INSERT_CHUNK_ROWS) {
+            diesel::insert_into(audit_events::table)
+                .values(chunk)
+                .execute(conn)?;
+        }
+        Ok(events)
+    })
+}
+
 /// Reads the head of the chain as stored: the row with the highest
 /// sequence number.
 fn stored_head(conn: &mut PgConnection) -> Result<Option<ChainHead>, QueryError> {
@@ -269,37 +308,12 @@ impl AuditStore for PgAuditStore {
     /// Takes the append lock, reads the head, chains every entry after it
     /// and inserts them, all in one transaction. Concurrent appends wait
     /// for the lock, so each one reads the head the previous one committed.
+    /// Appends of this store that arrive while one is being written are
+    /// committed together in the next transaction (see `audit_group`).
     async fn append(&self, entries: &[AuditEntry]) -> Result<Vec<AuditEvent>, AuditStoreError> {
-        let entries = entries.to_vec();
-        let events = self
-            .pool
-            .run(move |conn| {
-                conn.transaction(|conn| {
-                    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                        .bind::<BigInt, _>(APPEND_LOCK_KEY)
-                        .execute(conn)?;
-                    let mut head = stored_head(conn)?;
-
-                    let mut events = Vec::with_capacity(entries.len());
-                    for entry in entries {
-                        let event = chain_after(head.as_ref(), entry);
-                        head = Some(event.head());
-                        events.push(event);
-                    }
-                    let rows = events
-                        .iter()
-                        .map(NewEventRow::new)
-                        .collect::<Result<Vec<_>, _>>()?;
-                    for chunk in rows.chunks(INSERT_CHUNK_ROWS) {
-                        diesel::insert_into(audit_events::table)
-                            .values(chunk)
-                            .execute(conn)?;
-                    }
-                    Ok(events)
-                })
-            })
-            .await?;
-        Ok(events)
+        self.group
+            .append(&self.pool, entries, append_in_transaction)
+            .await
     }
 
     async fn head(&self) -> Result<Option<ChainHead>, AuditStoreError> {

@@ -23,6 +23,7 @@
 
 mod admin;
 mod audit;
+mod audit_group;
 mod batches;
 mod consents;
 mod convert;

@@ -473,6 +473,41 @@ fn rejects_footer_without_string_kid() {
     }
 }
 
+#[test]
+fn rejects_oversized_footer() {
+    let key = key("current", CURRENT);
+    let payload = valid_payload().to_string().unwrap();
+    let padding = "x".repeat(256);
+    let footer = json!({ "kid": "current", "pad": padding }).to_string();
+    let token = PublicToken::sign(
+        key.secret(),
+        payload.as_bytes(),
+        Some(footer.as_bytes()),
+        None,
+    )
+    .unwrap();
+
+    assert_invalid(&token, "footer over 256 bytes");
+}
+
+#[test]
+fn accepts_footer_with_other_claims() {
+    let key = key("current", CURRENT);
+    let payload = valid_payload().to_string().unwrap();
+    let footer = json!({ "kid": "current", "note": "x" }).to_string();
+    let token = PublicToken::sign(
+        key.secret(),
+        payload.as_bytes(),
+        Some(footer.as_bytes()),
+        None,
+    )
+    .unwrap();
+
+    let claims = tokens().verify(&token).unwrap();
+    assert_eq!(claims.user_id, user_id());
+    assert_eq!(claims.session_id, session_id());
+}
+
 // Rotation.
 
 #[test]
