@@ -214,3 +214,61 @@ async fn records_created_during_an_outage_are_anchored_once() {
     );
     assert_eq!(jobs, vec!["done 0".to_owned(); ids.len()]);
 }
+
+/// The same outage in batch mode: the batches formed while anvil is down
+/// are sent after it restarts, each root once, and every record is anchored
+/// in its batch's transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_formed_during_an_outage_are_anchored_once() {
+    use meditrustal_tests::probe::{batch_anchored_events, manifest, text_rows};
+
+    let mut app = TestApp::spawn_with_chain_state_and(|settings| {
+        settings.anchoring.mode = meditrustal_ledger::AnchorMode::Batch;
+    })
+    .await
+    .unwrap();
+    let (_, token) = app.patient("ines").await;
+    let before = app.create_record(&token, "VITAL_SIGNS", GLUCOSE).await;
+    app.wait_anchored(&token, before["id"].as_str().unwrap())
+        .await;
+
+    app.anvil.stop().await.unwrap();
+    let stopped_at = Instant::now();
+    let mut ids = vec![before["id"].as_str().unwrap().to_owned()];
+    while stopped_at.elapsed() < OUTAGE {
+        let created = app.create_record(&token, "VITAL_SIGNS", GLUCOSE).await;
+        assert_eq!(created["anchor"]["status"], "pending");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    app.anvil.restart().await.unwrap();
+    for id in &ids {
+        app.wait_anchored(&token, id).await;
+    }
+
+    let mut rows = text_rows(
+        &app,
+        "SELECT '0x' || encode(root, 'hex') || ' 0x' || encode(tx_hash, 'hex') AS value \
+         FROM anchor_batches",
+    );
+    rows.sort_unstable();
+    let mut events: Vec<String> = batch_anchored_events(&app.anvil, &manifest(&app))
+        .await
+        .into_iter()
+        .map(|(root, tx)| format!("{root} {tx}"))
+        .collect();
+    events.sort_unstable();
+    assert_eq!(events, rows);
+    let leaves = text_rows(
+        &app,
+        "SELECT sum(leaf_count)::text AS value FROM anchor_batches",
+    );
+    assert_eq!(leaves, vec![ids.len().to_string()]);
+    let in_batch_tx = text_rows(
+        &app,
+        "SELECT count(*)::text AS value FROM medical_records AS record \
+         JOIN anchor_batches AS batch ON batch.id = record.anchor_batch_id \
+         WHERE record.anchor_tx_hash = batch.tx_hash",
+    );
+    assert_eq!(in_batch_tx, vec![ids.len().to_string()]);
+}

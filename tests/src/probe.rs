@@ -75,6 +75,37 @@ pub async fn record_added_events(
         .collect()
 }
 
+/// `(root, tx hash)` of every `BatchAnchored` event, each as `0x` hex.
+pub async fn batch_anchored_events(
+    anvil: &AnvilNode,
+    manifest: &DeploymentManifest,
+) -> Vec<(String, String)> {
+    let registry = manifest
+        .contracts
+        .batch_anchor_registry
+        .expect("the deployment has a batch registry");
+    let filter = Filter::new()
+        .from_block(0u64)
+        .address(ethers::types::H160(*registry.address.as_bytes()))
+        .topic0(H256(ethers::utils::keccak256(
+            "BatchAnchored(bytes32,uint256)",
+        )));
+    anvil
+        .provider()
+        .expect("provider")
+        .get_logs(&filter)
+        .await
+        .expect("eth_getLogs")
+        .into_iter()
+        .map(|log| {
+            (
+                format!("{:#x}", log.topics[1]),
+                format!("{:#x}", log.transaction_hash.expect("mined log")),
+            )
+        })
+        .collect()
+}
+
 /// Polls `condition` every 100 ms until it holds, up to `seconds`.
 pub async fn wait_until<F, Fut>(seconds: u64, what: &str, mut condition: F)
 where
