@@ -345,7 +345,7 @@ async fn batch_events(anvil: &AnvilNode, manifest: &DeploymentManifest) -> Vec<S
         .collect()
 }
 
-/// Checks that the chain holds each batch root exactly once, in the
+/// Checks that the chain contains each batch root exactly once, in the
 /// transaction the database records, and that every record is anchored
 /// in its batch's transaction.
 async fn assert_batches_anchored_once(

@@ -492,7 +492,7 @@ pub(crate) struct ProofStepSchema {
     hash: String,
 }
 
-/// Where the batch root was anchored.
+/// The chain, contract and transaction that anchored the batch root.
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "only describes the receipt JSON")]
 pub(crate) struct ReceiptAnchorSchema {
