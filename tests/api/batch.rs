@@ -317,11 +317,12 @@ impl Ledger for SendThenHang {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_workers_lose_no_record_and_anchor_none_twice() {
     // The server's own batcher and outbox worker stay idle: batches never
-    // fill or time out, and the worker polls once an hour.
+    // fill or time out, and the worker polls and watches once an hour.
     let app = TestApp::spawn_with(|settings| {
         settings.anchoring.mode = AnchorMode::Batch;
         settings.anchoring.batch_max_wait_ms = 3_600_000;
         settings.anchoring.poll_interval_ms = 3_600_000;
+        settings.chain.watch_interval_ms = 3_600_000;
         settings.anchoring.lease_secs = 1;
         settings.audit.anchor_interval_ms = 3_600_000;
     })
