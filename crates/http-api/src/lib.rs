@@ -328,7 +328,7 @@ impl RouteMethods {
     }
 }
 
-/// Answers requests that no route takes: 405 with `Allow` when the path is
+/// Responds to requests that no route takes: 405 with `Allow` when the path is
 /// served with other methods, else 404.
 async fn not_found(request: HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;

@@ -65,10 +65,10 @@ impl NewBatch {
 /// When a batch is formed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchPolicy {
-    /// Most records in one batch; a batch forms at once when this many
+    /// Maximum records in one batch; a batch forms at once when this many
     /// wait.
     pub max_records: u32,
-    /// Longest time the oldest waiting record waits for more to join.
+    /// Maximum time the oldest waiting record waits for more to join.
     pub max_wait: Duration,
     /// How long claimed jobs stay leased to this worker.
     pub lease: Duration,

@@ -257,7 +257,7 @@ pub fn check_steps(index: u64, count: u64, steps: &[ProofStep]) -> Result<(), Pr
 /// leaves cost one pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MerkleTree {
-    /// Level 0 holds the leaves; the last level holds the root alone.
+    /// Level 0 contains the leaves, and the last level contains only the root.
     levels: Vec<Vec<Digest>>,
 }
 

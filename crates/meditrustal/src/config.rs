@@ -118,7 +118,7 @@ pub struct ChainSettings {
     pub confirmations: u64,
     /// Interval between chain watcher rounds, in milliseconds.
     pub watch_interval_ms: u64,
-    /// Most blocks per `eth_getLogs` range of the chain watcher.
+    /// Maximum blocks per `eth_getLogs` range of the chain watcher.
     pub watch_page_blocks: u64,
 }
 
@@ -128,9 +128,9 @@ pub struct AnchoringSettings {
     /// `batch` (one Merkle root per transaction, the default) or
     /// `per_record` (one `addRecord` transaction per record).
     pub mode: meditrustal_ledger::AnchorMode,
-    /// Most records in one batch.
+    /// Maximum records in one batch.
     pub batch_max_records: u32,
-    /// Longest wait of a record for its batch to fill, in milliseconds.
+    /// Maximum wait of a record for its batch to fill, in milliseconds.
     pub batch_max_wait_ms: u64,
     /// Idle poll interval, in milliseconds.
     pub poll_interval_ms: u64,
